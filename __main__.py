@@ -1,0 +1,44 @@
+"""Langflow on Kubernetes: read config, compose components, export outputs."""
+
+from pathlib import Path
+
+import pulumi
+from pulumi.runtime.config import CONFIG, get_config_env
+
+from components import langflow_spec as spec
+from components.langflow import LangflowApp
+from components.namespace import LangflowNamespace
+from settings import ConfigError, load_settings, project_values
+
+try:
+    settings = load_settings(
+        project_values({**get_config_env(), **CONFIG.get()}), Path(__file__).parent
+    )
+except ConfigError as error:
+    # RunError: the message alone, no traceback, and nothing registered.
+    raise pulumi.RunError(str(error)) from None
+config = settings.config
+
+namespace = LangflowNamespace(
+    config.namespace,
+    namespace=config.namespace,
+    create=config.create_namespace,
+    labels=spec.common_labels(config),
+    protect=config.storage.enabled and config.storage.protect,
+)
+langflow = LangflowApp(config.name, settings, namespace=namespace)
+
+pulumi.export("namespace", namespace.name)
+pulumi.export("service_name", langflow.service_name)
+pulumi.export("base_url", langflow.base_url)
+pulumi.export("image", langflow.image)
+pulumi.export("client", {
+    # What a caller of POST {base_url}/api/v1/run/{flow} needs, and where it lives.
+    "run_url": langflow.base_url.apply(lambda url: f"{url}/api/v1/run/{{flow_id}}"),
+    "default_flow_id": settings.default_flow,
+    "config_map": langflow.client_config_map_name,
+    "api_key_secret": {"name": spec.api_key_secret_name(config), "key": spec.API_KEY_SECRET_KEY},
+})
+pulumi.export("secret_key", langflow.secret_key)
+if langflow.superuser_password is not None:
+    pulumi.export("superuser", {"name": config.auth.superuser, "password": langflow.superuser_password})

@@ -1,0 +1,126 @@
+"""The Langflow workload: Deployment, Service, credentials, flows and data volume."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import langflow_spec as spec
+from settings import StackSettings
+from settings.flows import flows_digest
+
+
+def fernet_key(standard_base64: str) -> str:
+    """Langflow wants URL-safe base64 of 32 bytes; pulumi-random gives standard base64."""
+    return standard_base64.translate(str.maketrans("+/", "-_"))
+
+
+class LangflowApp(pulumi.ComponentResource):
+    """Langflow on Kubernetes, shaped by a validated StackSettings.
+
+    Generated credentials come from pulumi-random: created once, kept in state,
+    the same on every replica and every later `pulumi up`.
+    """
+
+    service_name: pulumi.Output[str]
+    base_url: pulumi.Output[str]
+    image: pulumi.Output[str]
+    superuser_password: Optional[pulumi.Output[str]]
+    secret_key: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        settings: StackSettings,
+        *,
+        namespace: pulumi.Resource,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        super().__init__("langflow:platform:Langflow", resource_name, None, opts)
+        config = settings.config
+        child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+
+        self.secret_key = self._secret_key(resource_name, config, child)
+        self.superuser_password = self._superuser_password(resource_name, config, child)
+        credentials = {"LANGFLOW_SECRET_KEY": self.secret_key}
+        if self.superuser_password is not None:
+            credentials["LANGFLOW_SUPERUSER_PASSWORD"] = self.superuser_password
+        credentials_secret = k8s.core.v1.Secret(
+            f"{resource_name}-credentials",
+            metadata=spec.metadata(config),
+            type="Opaque",
+            string_data=credentials,
+            opts=child,
+        )
+
+        flows_config_map = None
+        if config.flows.source == "folder":
+            flows_config_map = k8s.core.v1.ConfigMap(
+                f"{resource_name}-flows",
+                **spec.flows_config_map_manifest(config, {f.file_name: f.text for f in settings.flows}),
+                opts=child,
+            )
+
+        workload_deps = [namespace]
+        if config.storage.enabled:
+            data_claim = k8s.core.v1.PersistentVolumeClaim(
+                f"{resource_name}-data",
+                **spec.data_claim_manifest(config),
+                # Data outlives mistakes: protected against destroy and replacement, and
+                # left in the cluster if it ever leaves the program.
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                    protect=config.storage.protect, retain_on_delete=True)),
+            )
+            workload_deps.append(data_claim)
+
+        digest = flows_digest(settings.flows) if settings.flows else None
+        deployment = k8s.apps.v1.Deployment(
+            resource_name,
+            **spec.deployment_manifest(
+                config,
+                credentials_secret=credentials_secret.metadata.name,
+                flows_config_map=flows_config_map.metadata.name if flows_config_map else None,
+                flows_digest=digest,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=workload_deps),
+        )
+        service = k8s.core.v1.Service(
+            resource_name, **spec.service_manifest(config), opts=child,
+        )
+        client_config_map = k8s.core.v1.ConfigMap(
+            f"{resource_name}-client",
+            **spec.client_config_map_manifest(config, settings.default_flow),
+            opts=child,
+        )
+
+        self.deployment_name = deployment.metadata.name
+        self.service_name = service.metadata.name
+        self.base_url = service.metadata.name.apply(lambda _: spec.base_url(config))
+        self.image = pulumi.Output.from_input(spec.image_reference(config))
+        self.client_config_map_name = client_config_map.metadata.name
+        self.register_outputs({
+            "deployment_name": self.deployment_name,
+            "service_name": self.service_name,
+            "base_url": self.base_url,
+            "image": self.image,
+            "client_config_map_name": self.client_config_map_name,
+            "secret_key": self.secret_key,
+            "superuser_password": self.superuser_password,
+        })
+
+    def _secret_key(self, name: str, config, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        if config.auth.secret_key is not None:
+            return pulumi.Output.secret(config.auth.secret_key.get_secret_value())
+        key = random.RandomBytes(f"{name}-secret-key", length=32, opts=opts)
+        return pulumi.Output.secret(key.base64.apply(fernet_key))
+
+    def _superuser_password(self, name: str, config, opts: pulumi.ResourceOptions) -> Optional[pulumi.Output[str]]:
+        if not config.auth.enabled:
+            return None  # with login off Langflow ignores it; nothing to export
+        if config.auth.superuser_password is not None:
+            return pulumi.Output.secret(config.auth.superuser_password.get_secret_value())
+        password = random.RandomPassword(f"{name}-superuser-password", length=24, special=False, opts=opts)
+        return pulumi.Output.secret(password.result)

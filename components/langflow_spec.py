@@ -1,0 +1,364 @@
+"""Decisions for the Langflow workload, as plain data.
+
+Each function takes the validated config and returns Kubernetes objects in
+wire form (camelCase), so they are tested without Pulumi; the component only
+turns them into resources. Values that are only known at deploy time (the
+names Pulumi generates for the Secret and the flows ConfigMap) come in as
+parameters and are placed as given.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from settings.model import LangflowStackConfig
+
+CONTAINER_PORT = 7860
+DATA_DIR = "/app/data"  # LANGFLOW_CONFIG_DIR and the image's HOME
+TMP_DIR = "/tmp"
+SQLITE_URL = f"sqlite:///{DATA_DIR}/langflow.db"
+API_KEY_SECRET_KEY = "LANGFLOW_API_KEY"
+FLOWS_DIGEST_ANNOTATION = "langflow.org/flows-sha256"
+# The image runs as UID 1000, GID 0; fsGroup makes mounted volumes writable for it.
+RUN_AS_USER = 1000
+FS_GROUP = 1000
+
+# For env the program sets: the config key an operator changes instead of overriding it.
+ENV_SOURCE = {
+    "LANGFLOW_PORT": "service.port (the container port is fixed)",
+    "LANGFLOW_DATABASE_URL": "database",
+    "LANGFLOW_AUTO_LOGIN": "auth.enabled",
+    "LANGFLOW_SUPERUSER": "auth.superuser",
+    "LANGFLOW_SUPERUSER_PASSWORD": "auth.superuser_password",
+    "LANGFLOW_SECRET_KEY": "auth.secret_key",
+    "LANGFLOW_NEW_USER_IS_ACTIVE": "auth.new_user_is_active",
+    "LANGFLOW_ENABLE_SUPERUSER_CLI": "auth.enable_superuser_cli",
+    "LANGFLOW_ACCESS_TOKEN_EXPIRE_SECONDS": "auth.access_token_expire_seconds",
+    "LANGFLOW_REFRESH_TOKEN_EXPIRE_SECONDS": "auth.refresh_token_expire_seconds",
+    "LANGFLOW_LOAD_FLOWS_PATH": "flows",
+    "LANGFLOW_BACKEND_ONLY": "runtime.backend_only",
+    "LANGFLOW_WORKERS": "runtime.workers",
+    "LANGFLOW_LOG_LEVEL": "runtime.log_level",
+    "LANGFLOW_MAX_FILE_SIZE_UPLOAD": "runtime.max_file_size_upload_mb",
+}
+MANAGED_VOLUMES = {"data", "tmp", "flows"}
+
+
+def managed_mount_paths(config: LangflowStackConfig) -> list[str]:
+    paths = [DATA_DIR, TMP_DIR]
+    if config.flows.source != "none":
+        paths.append(config.flows.mount_path)
+    return paths
+
+
+# --- names and labels -------------------------------------------------------
+
+def data_claim_name(config: LangflowStackConfig) -> str:
+    # Fixed, never auto-generated: renaming it would orphan the data.
+    return f"{config.name}-data"
+
+
+def client_config_map_name(config: LangflowStackConfig) -> str:
+    return f"{config.name}-client"
+
+
+def api_key_secret_name(config: LangflowStackConfig) -> str:
+    return f"{config.name}-api-key"
+
+
+def selector_labels(config: LangflowStackConfig) -> dict[str, str]:
+    # Immutable on a Deployment: only labels that never change.
+    return {"app.kubernetes.io/name": "langflow", "app.kubernetes.io/instance": config.name}
+
+
+def common_labels(config: LangflowStackConfig) -> dict[str, str]:
+    return {
+        **config.labels,
+        **selector_labels(config),
+        "app.kubernetes.io/version": config.image.tag,
+        "app.kubernetes.io/managed-by": "pulumi",
+        "app.kubernetes.io/part-of": "langflow",
+    }
+
+
+def metadata(config: LangflowStackConfig, name: Optional[str] = None, **extra: Any) -> dict[str, Any]:
+    """Object metadata. `name=None` leaves naming to Pulumi (a new name on every replacement)."""
+    out: dict[str, Any] = {"namespace": config.namespace, "labels": common_labels(config)}
+    if name is not None:
+        out["name"] = name
+    if config.annotations:
+        out["annotations"] = dict(config.annotations)
+    out.update(extra)
+    return out
+
+
+# --- image --------------------------------------------------------------------
+
+def image_reference(config: LangflowStackConfig) -> str:
+    """`[registry/]repository:tag[@digest]`, the registry override replacing the repository's own."""
+    image = config.image
+    repository = image.repository
+    if image.registry:
+        first, _, rest = repository.partition("/")
+        if rest and ("." in first or ":" in first or first == "localhost"):
+            repository = rest
+        repository = f"{image.registry}/{repository}"
+    reference = f"{repository}:{image.tag}"
+    return f"{reference}@{image.digest}" if image.digest else reference
+
+
+# --- environment -------------------------------------------------------------
+
+def event_delivery(config: LangflowStackConfig) -> Optional[str]:
+    # Polling keeps job state in one process; several processes need direct delivery.
+    return "direct" if config.replicas > 1 or config.runtime.workers > 1 else None
+
+
+def container_env(config: LangflowStackConfig, credentials_secret: Any) -> list[dict[str, Any]]:
+    """Langflow's settings, then the operator's extra env. Secrets are referenced, never inlined."""
+    return managed_env(config, credentials_secret) + [e.manifest() for e in config.extra_env]
+
+
+def managed_env_names(config: LangflowStackConfig) -> set[str]:
+    return {e["name"] for e in managed_env(config, None)}
+
+
+def managed_env(config: LangflowStackConfig, credentials_secret: Any) -> list[dict[str, Any]]:
+
+    def from_secret(name: str, key: Any, secret: Any) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+    auth = config.auth
+    env: list[dict[str, Any]] = [
+        # Set explicitly: a Service named `langflow` would otherwise inject LANGFLOW_PORT=tcp://...
+        {"name": "LANGFLOW_HOST", "value": "0.0.0.0"},
+        {"name": "LANGFLOW_PORT", "value": str(CONTAINER_PORT)},
+        {"name": "LANGFLOW_CONFIG_DIR", "value": DATA_DIR},
+        {"name": "LANGFLOW_ALEMBIC_LOG_FILE", "value": f"{TMP_DIR}/alembic.log"},
+    ]
+    if config.database.type == "sqlite":
+        env.append({"name": "LANGFLOW_DATABASE_URL", "value": SQLITE_URL})
+    else:
+        ref = config.database.url_secret
+        env.append(from_secret("LANGFLOW_DATABASE_URL", ref.key, ref.name))
+    env.append({"name": "LANGFLOW_AUTO_LOGIN", "value": _bool(not auth.enabled)})
+    if auth.enabled:
+        env.append({"name": "LANGFLOW_SUPERUSER", "value": auth.superuser})
+        env.append(from_secret("LANGFLOW_SUPERUSER_PASSWORD", "LANGFLOW_SUPERUSER_PASSWORD", credentials_secret))
+    # Always set: it also encrypts stored credentials when login is off.
+    env.append(from_secret("LANGFLOW_SECRET_KEY", "LANGFLOW_SECRET_KEY", credentials_secret))
+    env += [
+        {"name": "LANGFLOW_NEW_USER_IS_ACTIVE", "value": _bool(auth.new_user_is_active)},
+        {"name": "LANGFLOW_ENABLE_SUPERUSER_CLI", "value": _bool(auth.enable_superuser_cli)},
+        {"name": "LANGFLOW_ACCESS_TOKEN_EXPIRE_SECONDS", "value": str(auth.access_token_expire_seconds)},
+        {"name": "LANGFLOW_REFRESH_TOKEN_EXPIRE_SECONDS", "value": str(auth.refresh_token_expire_seconds)},
+        {"name": "LANGFLOW_BACKEND_ONLY", "value": _bool(config.runtime.backend_only)},
+        {"name": "LANGFLOW_WORKERS", "value": str(config.runtime.workers)},
+        {"name": "LANGFLOW_LOG_LEVEL", "value": config.runtime.log_level},
+        {"name": "LANGFLOW_LOG_ENV", "value": "container_json"},
+        {"name": "LANGFLOW_MAX_FILE_SIZE_UPLOAD", "value": str(config.runtime.max_file_size_upload_mb)},
+        {"name": "LANGFLOW_DO_NOT_TRACK", "value": "true"},
+    ]
+    if config.flows.source != "none":
+        env.append({"name": "LANGFLOW_LOAD_FLOWS_PATH", "value": config.flows.mount_path})
+    delivery = event_delivery(config)
+    if delivery:
+        env.append({"name": "LANGFLOW_EVENT_DELIVERY", "value": delivery})
+    return env
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+# --- volumes --------------------------------------------------------------------
+
+def volumes(config: LangflowStackConfig, flows_config_map: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if config.storage.enabled:
+        out.append({"name": "data", "persistentVolumeClaim": {"claimName": data_claim_name(config)}})
+    else:
+        out.append({"name": "data", "emptyDir": {}})
+    out.append({"name": "tmp", "emptyDir": {}})
+    if config.flows.source == "folder":
+        out.append({"name": "flows", "configMap": {"name": flows_config_map}})
+    elif config.flows.source == "claim":
+        out.append({"name": "flows", "persistentVolumeClaim": {"claimName": config.flows.claim_name, "readOnly": True}})
+    return out + config.extra_volumes
+
+
+def volume_mounts(config: LangflowStackConfig) -> list[dict[str, Any]]:
+    out = [{"name": "data", "mountPath": DATA_DIR}, {"name": "tmp", "mountPath": TMP_DIR}]
+    if config.flows.source != "none":
+        out.append({"name": "flows", "mountPath": config.flows.mount_path, "readOnly": True})
+    return out + [m.manifest() for m in config.extra_volume_mounts]
+
+
+# --- probes, security, scheduling ---------------------------------------------
+
+def probes() -> dict[str, dict[str, Any]]:
+    def http(path: str, period: int, failures: int) -> dict[str, Any]:
+        return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period,
+                "timeoutSeconds": 5, "failureThreshold": failures}
+
+    return {
+        # /health answers before the app is ready: liveness only.
+        "livenessProbe": http("/health", 20, 3),
+        # /health_check queries the database and cache.
+        "readinessProbe": http("/health_check", 10, 3),
+        # First start runs migrations and loads flows: allow up to 10 minutes.
+        "startupProbe": http("/health", 10, 60),
+    }
+
+
+def pod_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": 0,
+        "fsGroup": FS_GROUP,
+        # Only chown a volume when its root is wrong: fast restarts on large volumes.
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def affinity(config: LangflowStackConfig) -> dict[str, Any]:
+    if config.affinity or config.replicas == 1:
+        return config.affinity
+    # Several replicas: prefer different nodes, so one node failure leaves some serving.
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+        "weight": 100,
+        "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                            "labelSelector": {"matchLabels": selector_labels(config)}},
+    }]}}
+
+
+def update_strategy(config: LangflowStackConfig) -> dict[str, Any]:
+    # A ReadWriteOnce volume attaches to one node: a surge pod elsewhere would wait forever
+    # for it while the old pod holds it. Stop the old pod first.
+    if config.storage.enabled and config.storage.access_mode != "ReadWriteMany":
+        return {"type": "Recreate"}
+    # Otherwise start one new pod at a time and keep every old one until it is ready.
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+# --- objects ----------------------------------------------------------------------
+
+def namespace_manifest(namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    pod_security = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
+    return {"name": namespace, "labels": {**labels, **pod_security}}
+
+
+def data_claim_manifest(config: LangflowStackConfig) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "accessModes": [config.storage.access_mode],
+        "resources": {"requests": {"storage": config.storage.size}},
+    }
+    if config.storage.storage_class:
+        spec["storageClassName"] = config.storage.storage_class
+    return {"metadata": metadata(config, data_claim_name(config)), "spec": spec}
+
+
+def deployment_manifest(
+    config: LangflowStackConfig,
+    *,
+    credentials_secret: Any,
+    flows_config_map: Any = None,
+    flows_digest: Optional[str] = None,
+) -> dict[str, Any]:
+    container = {
+        "name": "langflow",
+        "image": image_reference(config),
+        "imagePullPolicy": config.image.pull_policy,
+        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+        "env": container_env(config, credentials_secret),
+        "resources": {"requests": config.resources.requests, "limits": config.resources.limits},
+        "securityContext": container_security_context(),
+        "volumeMounts": volume_mounts(config),
+        **probes(),
+    }
+    template_annotations = dict(config.annotations)
+    if flows_digest:
+        # Records which flows a pod runs; a flow change also renames the ConfigMap, which rolls the pods.
+        template_annotations[FLOWS_DIGEST_ANNOTATION] = flows_digest
+    pod_spec: dict[str, Any] = {
+        # Service links would inject LANGFLOW_PORT=tcp://... for a Service named langflow.
+        "enableServiceLinks": False,
+        # Langflow never calls the Kubernetes API.
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(),
+        "containers": [container],
+        "volumes": volumes(config, flows_config_map),
+        "terminationGracePeriodSeconds": 60,
+    }
+    optional = {
+        "imagePullSecrets": [{"name": n} for n in config.image.pull_secrets],
+        "nodeSelector": config.node_selector,
+        "tolerations": [t.manifest() for t in config.tolerations],
+        "affinity": affinity(config),
+    }
+    pod_spec.update({k: v for k, v in optional.items() if v})
+    template_metadata: dict[str, Any] = {"labels": common_labels(config)}
+    if template_annotations:
+        template_metadata["annotations"] = template_annotations
+    return {
+        "metadata": metadata(config, config.name),
+        "spec": {
+            "replicas": config.replicas,
+            "revisionHistoryLimit": 10,
+            "selector": {"matchLabels": selector_labels(config)},
+            "strategy": update_strategy(config),
+            "template": {"metadata": template_metadata, "spec": pod_spec},
+        },
+    }
+
+
+def service_manifest(config: LangflowStackConfig) -> dict[str, Any]:
+    meta = metadata(config, config.name)
+    if config.service.annotations:
+        meta["annotations"] = {**meta.get("annotations", {}), **config.service.annotations}
+    return {
+        "metadata": meta,
+        "spec": {
+            "type": config.service.type,
+            "selector": selector_labels(config),
+            "ports": [{"name": "http", "port": config.service.port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def base_url(config: LangflowStackConfig) -> str:
+    """In-cluster URL of the API; `<svc>.<ns>.svc` resolves from any namespace, whatever the cluster domain."""
+    return f"http://{config.name}.{config.namespace}.svc:{config.service.port}"
+
+
+def client_settings(config: LangflowStackConfig, default_flow: Optional[str]) -> dict[str, str]:
+    """What a client of `POST /api/v1/run/{flow}` reads from its environment, minus the key itself."""
+    out = {
+        "LANGFLOW_BASE_URL": base_url(config),
+        "LANGFLOW_API_KEY_SECRET": api_key_secret_name(config),
+        "LANGFLOW_API_KEY_SECRET_KEY": API_KEY_SECRET_KEY,
+    }
+    if default_flow:
+        out["LANGFLOW_DEFAULT_FLOW_ID"] = default_flow
+    return out
+
+
+def client_config_map_manifest(config: LangflowStackConfig, default_flow: Optional[str]) -> dict[str, Any]:
+    return {"metadata": metadata(config, client_config_map_name(config)), "data": client_settings(config, default_flow)}
+
+
+def flows_config_map_manifest(config: LangflowStackConfig, flows: dict[str, str]) -> dict[str, Any]:
+    # No name: Pulumi generates one, so changed flows get a new ConfigMap and the pods roll.
+    return {"metadata": metadata(config), "data": flows}

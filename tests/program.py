@@ -1,0 +1,140 @@
+"""Run the whole Pulumi program under mocks and record what it registers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+from unittest.mock import patch
+
+import pulumi
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# What pulumi-random would produce; '+' and '/' check the URL-safe conversion.
+FAKE_BYTES_BASE64 = "ab+cd/ef" * 5 + "ghi="
+FAKE_PASSWORD = "generated-password-0123456789"
+
+
+@dataclass
+class Registered:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+
+
+@dataclass
+class Export:
+    value: Any
+    secret: bool
+
+
+@dataclass
+class ProgramRun:
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    # Resource options as the program passed them, by (type, name): mocks never see them.
+    options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
+    error: Optional[BaseException] = None
+
+    def of_type(self, typ: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == typ]
+
+    def one(self, typ: str) -> Registered:
+        found = self.of_type(typ)
+        assert len(found) == 1, f"expected one {typ}, got {[r.name for r in found]}"
+        return found[0]
+
+    def named(self, typ: str, name: str) -> Registered:
+        return next(r for r in self.of_type(typ) if r.name == name)
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, run: ProgramRun):
+        self.run = run
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = json.loads(json.dumps(args.inputs))
+        if args.typ.startswith("kubernetes:"):
+            meta = state.setdefault("metadata", {})
+            if "name" not in meta:
+                # Like Pulumi's auto-naming on replacement: new content, new name.
+                digest = hashlib.sha256(json.dumps(args.inputs, sort_keys=True).encode()).hexdigest()
+                meta["name"] = f"{args.name}-{digest[:8]}"
+        elif args.typ == "random:index/randomBytes:RandomBytes":
+            state.update(base64=FAKE_BYTES_BASE64, hex="00" * 32)
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            state.update(result=FAKE_PASSWORD)
+        if args.typ == "pulumi:pulumi:Stack":
+            return f"{args.name}_id", state
+        self.run.resources.append(Registered(args.typ, args.name, args.inputs, state))
+        return f"{args.name}_id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+def stack_values(stack: str) -> dict[str, Any]:
+    """The `langflow:` values of a committed stack file."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return {k.split(":", 1)[1]: v for k, v in document["config"].items() if k.startswith("langflow:")}
+
+
+def pulumi_config_env(values: dict[str, Any]) -> str:
+    """PULUMI_CONFIG as the engine passes it: objects as JSON text, scalars as text."""
+    def text(value: Any) -> str:
+        if isinstance(value, (dict, list)):
+            return json.dumps(value)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    return json.dumps({f"langflow:{k}": text(v) for k, v in values.items()})
+
+
+def run_program(values: dict[str, Any], stack: str = "test") -> ProgramRun:
+    run = ProgramRun()
+    previous = os.environ.get("PULUMI_CONFIG")
+    os.environ["PULUMI_CONFIG"] = pulumi_config_env(values)
+    try:
+        pulumi.runtime.set_mocks(RecordingMocks(run), project="langflow", stack=stack, preview=False)
+
+        exports: dict[str, pulumi.Output] = {}
+
+        def record_export(name: str, value: Any) -> None:
+            exports[name] = pulumi.Output.from_input(value)
+
+        async def resolve_exports() -> None:
+            for name, output in exports.items():
+                run.outputs[name] = Export(await output.future(), await output.is_secret())
+
+        original_init = pulumi.Resource.__init__
+
+        def record_options(resource, t, name, custom=False, props=None, opts=None, *args, **kwargs):
+            run.options[(t, name)] = opts or pulumi.ResourceOptions()
+            original_init(resource, t, name, custom, props, opts, *args, **kwargs)
+
+        @pulumi.runtime.test
+        def program():
+            with patch.object(pulumi, "export", record_export), patch.object(pulumi.Resource, "__init__", record_options):
+                runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+            return pulumi.Output.from_input(asyncio.ensure_future(resolve_exports()))
+
+        try:
+            program()
+        except pulumi.RunError as error:
+            run.error = error
+    finally:
+        if previous is None:
+            os.environ.pop("PULUMI_CONFIG", None)
+        else:
+            os.environ["PULUMI_CONFIG"] = previous
+    return run
+

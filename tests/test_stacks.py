@@ -1,0 +1,178 @@
+"""Both stack programs under Pulumi mocks: what each registers and exports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from program import FAKE_PASSWORD, ROOT, run_program, stack_values
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+SECRET = "kubernetes:core/v1:Secret"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+
+
+@pytest.fixture(scope="module")
+def dev():
+    run = run_program(stack_values("dev"), "dev")
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.fixture(scope="module")
+def prod():
+    run = run_program(stack_values("prod"), "prod")
+    assert run.error is None, run.error
+    return run
+
+
+# How the engine marks a secret value on the wire.
+SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+
+
+def secret_value(wire):
+    assert isinstance(wire, dict) and wire.get(SIG_KEY) == SECRET_SIG, f"not marked secret: {wire!r}"
+    return wire["value"]
+
+
+def pod_spec(run):
+    return run.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+
+
+def env(run) -> dict:
+    (container,) = pod_spec(run)["containers"]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_dev_declares_what_the_issue_asks(dev):
+    (container,) = pod_spec(dev)["containers"]
+    assert container["image"] == "langflowai/langflow:1.6.4"
+    assert env(dev)["LANGFLOW_DATABASE_URL"].startswith("sqlite:////app/data/")
+    claim = dev.one(PVC)
+    assert claim.inputs["metadata"]["name"] == "langflow-data"
+    assert claim.inputs["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    service = dev.one(SERVICE)
+    assert service.inputs["spec"]["type"] == "ClusterIP"
+    assert service.inputs["spec"]["ports"][0]["port"] == 7860
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health_check"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod_spec(dev)["securityContext"]["runAsNonRoot"] is True
+    assert dev.one(NAMESPACE).inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert env(dev)["LANGFLOW_AUTO_LOGIN"] == "true"
+    assert dev.one(DEPLOYMENT).inputs["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_every_object_lands_in_the_stack_namespace(dev):
+    for resource in dev.resources:
+        if resource.type.startswith("kubernetes:") and resource.type != NAMESPACE:
+            assert resource.inputs["metadata"]["namespace"] == "langflow-dev", resource.name
+
+
+def test_the_workload_references_the_secret_and_flows_it_created(dev):
+    secret_name = dev.one(SECRET).state["metadata"]["name"]
+    assert env(dev)["LANGFLOW_SECRET_KEY"] == {"secretKeyRef": {"name": secret_name, "key": "LANGFLOW_SECRET_KEY"}}
+    flows = dev.named(CONFIG_MAP, "langflow-flows")
+    volumes = {v["name"]: v for v in pod_spec(dev)["volumes"]}
+    assert volumes["flows"]["configMap"]["name"] == flows.state["metadata"]["name"]
+    assert json.loads(flows.inputs["data"]["echo.json"])["endpoint_name"] == "echo"
+
+
+def test_generated_secret_key_is_a_fernet_key_and_exported_secret(dev):
+    key = secret_value(dev.one(SECRET).inputs["stringData"])["LANGFLOW_SECRET_KEY"]
+    assert "+" not in key and "/" not in key and len(key) == 44
+    exported = dev.outputs["secret_key"]
+    assert exported.secret and exported.value == key
+    assert "superuser" not in dev.outputs  # login off: no password to hand out
+
+
+def test_outputs_tell_a_client_where_everything_lives(dev):
+    assert dev.outputs["namespace"].value == "langflow-dev"
+    assert dev.outputs["service_name"].value == "langflow"
+    assert dev.outputs["base_url"].value == "http://langflow.langflow-dev.svc:7860"
+    assert dev.outputs["image"].value == "langflowai/langflow:1.6.4"
+    client = dev.outputs["client"].value
+    assert client["run_url"] == "http://langflow.langflow-dev.svc:7860/api/v1/run/{flow_id}"
+    assert client["default_flow_id"] == "echo"
+    assert client["api_key_secret"] == {"name": "langflow-api-key", "key": "LANGFLOW_API_KEY"}
+    client_map = dev.named(CONFIG_MAP, "langflow-client")
+    assert client_map.inputs["metadata"]["name"] == client["config_map"]
+    assert client_map.inputs["data"]["LANGFLOW_BASE_URL"] == dev.outputs["base_url"].value
+
+
+def test_prod_requires_login_with_a_generated_password(prod):
+    values = env(prod)
+    assert values["LANGFLOW_AUTO_LOGIN"] == "false"
+    assert values["LANGFLOW_SUPERUSER"] == "admin"
+    assert values["LANGFLOW_BACKEND_ONLY"] == "true"
+    assert secret_value(prod.one(SECRET).inputs["stringData"])["LANGFLOW_SUPERUSER_PASSWORD"] == FAKE_PASSWORD
+    superuser = prod.outputs["superuser"]
+    assert superuser.secret and superuser.value == {"name": "admin", "password": FAKE_PASSWORD}
+    assert prod.one("random:index/randomPassword:RandomPassword").inputs["length"] >= 16
+    assert prod.one(SERVICE).inputs["spec"]["type"] == "ClusterIP"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_latest_fails_either_stack_before_anything_is_registered(stack):
+    values = stack_values(stack)
+    values["image"] = {**values["image"], "tag": "latest"}
+    run = run_program(values, stack)
+    assert run.error is not None
+    assert "langflow:image.tag: 'latest' is a moving tag" in str(run.error)
+    assert run.resources == []
+
+
+def test_a_changed_flow_rolls_the_pods(tmp_path: Path, monkeypatch):
+    values = {**stack_values("dev"), "flows": {"source": "folder", "folder": str(tmp_path)}}
+    shutil.copy(ROOT / "flows" / "echo.json", tmp_path / "echo.json")
+    before = run_program(values, "dev")
+    flow = json.loads((tmp_path / "echo.json").read_text())
+    flow["description"] = "changed"
+    (tmp_path / "echo.json").write_text(json.dumps(flow))
+    after = run_program(values, "dev")
+    template = lambda run: run.one(DEPLOYMENT).inputs["spec"]["template"]  # noqa: E731
+    assert template(before) != template(after)
+    name = lambda run: run.named(CONFIG_MAP, "langflow-flows").state["metadata"]["name"]  # noqa: E731
+    assert name(before) != name(after)
+
+
+def test_a_bad_flow_stops_the_run_naming_the_file(tmp_path: Path):
+    (tmp_path / "broken.json").write_text('{"name": "x", "data": {"nodes": [], "edges": [{"source": "a", "target": "b"}]}}')
+    run = run_program({**stack_values("dev"), "flows": {"folder": str(tmp_path)}}, "dev")
+    assert run.error is not None and "broken.json: data.edges[0]: source 'a' is not a node" in str(run.error)
+    assert run.resources == []
+
+
+def test_data_volume_and_its_namespace_are_protected(dev):
+    claim = dev.options[(PVC, "langflow-data")]
+    assert claim.protect is True and claim.retain_on_delete is True
+    namespace = dev.options[(NAMESPACE, "langflow-dev")]
+    assert namespace.protect is True  # deleting it would delete the claim inside
+    assert dev.options[(DEPLOYMENT, "langflow")].protect is not True
+
+
+def test_unprotected_storage_is_still_retained():
+    run = run_program({**stack_values("dev"), "storage": {"protect": False}}, "dev")
+    claim = run.options[(PVC, "langflow-data")]
+    assert claim.protect is False and claim.retain_on_delete is True
+    assert run.options[(NAMESPACE, "langflow-dev")].protect is False
+
+
+def test_children_have_their_component_as_parent(dev):
+    for (t, name), opts in dev.options.items():
+        if t.startswith(("kubernetes:", "random:")):
+            assert opts.parent is not None and opts.parent._type.startswith("langflow:platform:"), (t, name)
+
+
+def test_user_supplied_credentials_are_used_and_no_random_is_created():
+    key = "A" * 43 + "="
+    run = run_program({**stack_values("prod"), "auth": {
+        "enabled": True, "superuser_password": "a-long-password!", "secret_key": key}}, "prod")
+    assert run.error is None, run.error
+    assert not [r for r in run.resources if r.type.startswith("random:")]
+    assert secret_value(run.one(SECRET).inputs["stringData"]) == {"LANGFLOW_SECRET_KEY": key, "LANGFLOW_SUPERUSER_PASSWORD": "a-long-password!"}

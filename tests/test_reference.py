@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from program import ROOT
+from tests.program import ROOT
 from settings.model import LangflowStackConfig
 from settings.reference import leaves, pulumi_yaml, readme_reference
 

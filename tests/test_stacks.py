@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from program import FAKE_PASSWORD, ROOT, run_program, stack_values
+from tests.program import FAKE_PASSWORD, ROOT, run_program, stack_values
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"

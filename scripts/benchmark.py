@@ -1,0 +1,53 @@
+"""Wall time of the operations users run, per stack, on a fresh local cluster.
+
+Not a test: prints a table for the README. Needs the toolchain
+(`make benchmark` passes its bin dir in LANGFLOW_TOOLCHAIN_BIN).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from localcluster import LocalCluster  # noqa: E402
+from tests.integration.pulumi_project import Project  # noqa: E402
+
+
+def timed(label: str, results: list, action) -> None:
+    start = time.monotonic()
+    action()
+    results.append((label, time.monotonic() - start))
+
+
+def bench(stack: str, bin_dir: Path) -> list[tuple[str, float]]:
+    results: list[tuple[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        with LocalCluster(bin_dir, Path(tmp) / "cluster") as cluster:
+            project = Project(Path(tmp), stack, bin_dir, cluster.kubeconfig)
+            timed("preview", results, lambda: project.run("preview"))
+            timed("up (create)", results, lambda: project.up())
+            timed("up (no change)", results, lambda: project.up("--expect-no-changes"))
+            project.set_path("image.tag", "1.6.5")
+            timed("up (image update)", results, lambda: project.up())
+            timed("destroy", results, lambda: project.run("destroy", "--yes", "--exclude-protected"))
+    return results
+
+
+def main() -> int:
+    bin_dir = Path(os.environ["LANGFLOW_TOOLCHAIN_BIN"])
+    table = {stack: bench(stack, bin_dir) for stack in ("dev", "prod")}
+    print("| operation | dev | prod |")
+    print("| --- | --- | --- |")
+    for index, (label, _) in enumerate(table["dev"]):
+        print(f"| {label} | {table['dev'][index][1]:.1f} s | {table['prod'][index][1]:.1f} s |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

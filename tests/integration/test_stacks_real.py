@@ -1,0 +1,135 @@
+"""The real Pulumi CLI and engine against a real API server, for each stack.
+
+Each stack gets a fresh local cluster, a self-managed backend in a temp dir
+and a copy of the project, then goes through what its users do: preview, up,
+a second up with no changes, an image release, a flow change, destroy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.integration.pulumi_project import Project
+
+pytestmark = pytest.mark.integration
+
+PULUMI_TOOLS = ["pulumi", "pulumi-language-python", "pulumi-language-python-exec",
+                "pulumi-resource-kubernetes", "pulumi-resource-random"]
+
+
+@pytest.fixture
+def pulumi_bin(toolchain_bin: Path) -> Path:
+    missing = [t for t in PULUMI_TOOLS if not os.access(toolchain_bin / t, os.X_OK)]
+    if missing:
+        message = f"missing in {toolchain_bin}: {', '.join(missing)} (make toolchain)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return toolchain_bin
+
+
+def deployment(client, namespace: str) -> dict:
+    return client.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/langflow")
+
+
+def replica_sets(client, namespace: str) -> list[dict]:
+    return client.items(f"/apis/apps/v1/namespaces/{namespace}/replicasets")
+
+
+def env_of(deploy: dict) -> dict:
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def flows_config_map(deploy: dict) -> str:
+    volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
+    return volumes["flows"]["configMap"]["name"]
+
+
+@pytest.mark.parametrize(("stack", "namespace"), [("dev", "langflow-dev"), ("prod", "langflow")])
+def test_stack_lifecycle(stack, namespace, pulumi_bin, local_cluster, tmp_path):
+    cluster = local_cluster()
+    client = cluster.client()
+    project = Project(tmp_path, stack, pulumi_bin, cluster.kubeconfig)
+
+    # Config errors come out of the real CLI as the program's own message, before any resource.
+    original = project.stack_file().read_text()
+    project.set_path("image.tag", "latest")
+    failed = project.run("preview", check=False)
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert "langflow:image.tag: 'latest' is a moving tag" in output, output[-3000:]
+    assert "Traceback" not in output
+    project.stack_file().write_text(original)
+    # A wrong type is caught by the CLI from Pulumi.yaml's declarations.
+    failed = project.run("preview", "--config", "langflow:replicas=many", check=False)
+    assert failed.returncode != 0 and "langflow:replicas" in failed.stdout + failed.stderr
+    project.stack_file().write_text(original)
+
+    # Preview, then up with every await.
+    project.run("preview")
+    project.up()
+    deploy = deployment(client, namespace)
+    assert deploy["status"].get("availableReplicas") == 1
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "langflowai/langflow:1.6.4"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health_check"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert deploy["spec"]["strategy"]["type"] == "Recreate"
+    env = env_of(deploy)
+    assert env["LANGFLOW_AUTO_LOGIN"] == ("false" if stack == "prod" else "true")
+    ns = client.get(f"/api/v1/namespaces/{namespace}")
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    claim = client.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/langflow-data")
+    assert claim["status"]["phase"] == "Bound"
+    service = client.get(f"/api/v1/namespaces/{namespace}/services/langflow")
+    assert service["spec"]["type"] == "ClusterIP" and service["spec"]["ports"][0]["port"] == 7860
+    secret_name = env["LANGFLOW_SECRET_KEY"]["secretKeyRef"]["name"]
+    secret = client.get(f"/api/v1/namespaces/{namespace}/secrets/{secret_name}")
+    assert set(secret["data"]) >= {"LANGFLOW_SECRET_KEY"}
+    outputs = project.outputs()
+    assert outputs["base_url"] == f"http://langflow.{namespace}.svc:7860"
+    assert outputs["image"] == "langflowai/langflow:1.6.4"
+    assert len(outputs["secret_key"]) == 44
+    if stack == "prod":
+        assert len(outputs["superuser"]["password"]) == 24
+    raw = json.loads(project.run("stack", "output", "--json").stdout)
+    assert raw["secret_key"] == "[secret]"
+
+    # A second up changes nothing, and the generated credentials stay.
+    project.up("--expect-no-changes")
+    assert project.outputs()["secret_key"] == outputs["secret_key"]
+
+    # An image release rolls the workload.
+    sets_before = len(replica_sets(client, namespace))
+    project.set_path("image.tag", "1.6.5")
+    project.up()
+    deploy = deployment(client, namespace)
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "langflowai/langflow:1.6.5"
+    assert deploy["status"].get("updatedReplicas") == 1
+    assert len(replica_sets(client, namespace)) == sets_before + 1
+
+    # So does a flow change.
+    config_map_before = flows_config_map(deploy)
+    flow_file = project.root / "flows" / "echo.json"
+    flow = json.loads(flow_file.read_text())
+    flow["description"] = "changed by the integration test"
+    flow_file.write_text(json.dumps(flow))
+    project.up()
+    deploy = deployment(client, namespace)
+    assert flows_config_map(deploy) != config_map_before
+    assert len(replica_sets(client, namespace)) == sets_before + 2
+    assert client.get_or_none(f"/api/v1/namespaces/{namespace}/configmaps/{config_map_before}") is None
+    assert project.outputs()["secret_key"] == outputs["secret_key"]
+
+    # Destroy removes everything but the protected data volume and its namespace.
+    project.run("destroy", "--yes", "--exclude-protected")
+    assert client.get_or_none(f"/apis/apps/v1/namespaces/{namespace}/deployments/langflow") is None
+    assert client.get_or_none(f"/api/v1/namespaces/{namespace}/services/langflow") is None
+    assert client.get_or_none(f"/api/v1/namespaces/{namespace}/configmaps/langflow-client") is None
+    assert client.get_or_none(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/langflow-data") is not None
+    assert client.get(f"/api/v1/namespaces/{namespace}")["status"]["phase"] == "Active"

@@ -31,8 +31,7 @@ unit: venv
 
 # Every test. Integration tests need the toolchain; with CI=true a missing tool fails them.
 test: venv
-	@bin=$$(bash toolchain/build.sh | tail -n 1) && \
-	  LANGFLOW_TOOLCHAIN_BIN=$$bin $(VENV)/bin/python -m pytest
+	@bash scripts/test.sh
 
 up: venv
 	bash scripts/pulumi.sh $(STACK) up --yes --message "$${MESSAGE:-make up}"

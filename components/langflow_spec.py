@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from settings.model import LangflowStackConfig
+from settings.model import LangflowStackConfig, split_registry
 
 CONTAINER_PORT = 7860
 DATA_DIR = "/app/data"  # LANGFLOW_CONFIG_DIR and the image's HOME
@@ -99,10 +99,7 @@ def image_reference(config: LangflowStackConfig) -> str:
     image = config.image
     repository = image.repository
     if image.registry:
-        first, _, rest = repository.partition("/")
-        if rest and ("." in first or ":" in first or first == "localhost"):
-            repository = rest
-        repository = f"{image.registry}/{repository}"
+        repository = f"{image.registry}/{split_registry(repository)[1]}"
     reference = f"{repository}:{image.tag}"
     return f"{reference}@{image.digest}" if image.digest else reference
 

@@ -82,10 +82,8 @@ class ImageConfig(StrictModel):
     @field_validator("repository")
     @classmethod
     def _repository(cls, value: str) -> str:
-        # Registry hosts may carry a port; the path part follows the OCI grammar.
-        host, _, path = value.partition("/")
-        candidate = path if path and ("." in host or ":" in host or host == "localhost") else value
-        if not IMAGE_REPOSITORY.match(candidate) or (candidate is path and not REGISTRY_HOST.match(host)):
+        registry, path = split_registry(value)
+        if not IMAGE_REPOSITORY.match(path) or (registry is not None and not REGISTRY_HOST.match(registry)):
             raise ValueError(
                 f"{value!r} is not an image repository; write it without tag or digest, "
                 "e.g. langflowai/langflow or registry.internal:5000/langflowai/langflow"
@@ -118,6 +116,18 @@ class ImageConfig(StrictModel):
             if not DNS_SUBDOMAIN.match(name):
                 raise ValueError(f"{name!r} is not a Secret name (lowercase letters, digits, '-', '.')")
         return value
+
+
+def split_registry(repository: str) -> tuple[Optional[str], str]:
+    """`registry.internal:5000/team/app` -> (`registry.internal:5000`, `team/app`).
+
+    As container runtimes read it: the first part is a registry host only when it
+    has a dot or a port, or is `localhost`.
+    """
+    first, _, rest = repository.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return None, repository
 
 
 def _check_quantities(value: dict[str, str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ parameters and are placed as given.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Optional
 
 from settings.model import LangflowStackConfig, split_registry
@@ -72,12 +73,34 @@ def selector_labels(config: LangflowStackConfig) -> dict[str, str]:
 
 
 def common_labels(config: LangflowStackConfig) -> dict[str, str]:
+    # No version here: a release would otherwise touch every object, the data volume included.
     return {
         **config.labels,
         **selector_labels(config),
-        "app.kubernetes.io/version": config.image.tag,
         "app.kubernetes.io/managed-by": "pulumi",
         "app.kubernetes.io/part-of": "langflow",
+    }
+
+
+def workload_labels(config: LangflowStackConfig) -> dict[str, str]:
+    return {**common_labels(config), "app.kubernetes.io/version": config.image.tag}
+
+
+def rollout_await_annotations(config: LangflowStackConfig) -> dict[str, str]:
+    """Make `pulumi up` return only once the new pods serve, and fail if they never do.
+
+    pulumi-kubernetes' built-in Deployment await counts a Recreate rollout as done while the
+    new ReplicaSet still has zero pods. JSONPath conditions are only evaluated against a
+    status whose observedGeneration is current; together they mean: every pod is of the
+    new template, available, and no old pod is left.
+    """
+    replicas = config.replicas
+    conditions = [f"jsonpath={{.status.{field}}}={replicas}"
+                  for field in ("updatedReplicas", "availableReplicas", "replicas")]
+    return {
+        "pulumi.com/waitFor": json.dumps(conditions),
+        # The startup probe allows 10 minutes for first-start migrations; add pull and scheduling time.
+        "pulumi.com/timeoutSeconds": "900",
     }
 
 
@@ -306,11 +329,13 @@ def deployment_manifest(
         "affinity": affinity(config),
     }
     pod_spec.update({k: v for k, v in optional.items() if v})
-    template_metadata: dict[str, Any] = {"labels": common_labels(config)}
+    template_metadata: dict[str, Any] = {"labels": workload_labels(config)}
     if template_annotations:
         template_metadata["annotations"] = template_annotations
+    deployment_metadata = metadata(config, config.name, labels=workload_labels(config))
+    deployment_metadata["annotations"] = {**config.annotations, **rollout_await_annotations(config)}
     return {
-        "metadata": metadata(config, config.name),
+        "metadata": deployment_metadata,
         "spec": {
             "replicas": config.replicas,
             "revisionHistoryLimit": 10,

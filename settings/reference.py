@@ -106,9 +106,12 @@ def pulumi_yaml() -> str:
         lines.append(f"    type: {declared['type']}")
         if "items" in declared:
             lines.append(f"    items:\n      type: {declared['items']['type']}")
+        # The CLI requires every declared key without a default; the model holds the
+        # real defaults, so an object key defaults to {} ("every sub-key at its default").
         default = _default(info)
-        default_text = "" if isinstance(default, BaseModel) else f" Default: {json.dumps(default)}."
-        lines.append(f"    description: {json.dumps(info.description + default_text)}")
+        default = {} if isinstance(default, BaseModel) else default
+        lines.append(f"    default: {json.dumps(default)}")
+        lines.append(f"    description: {json.dumps(info.description)}")
     return "\n".join(lines) + "\n"
 
 

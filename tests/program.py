@@ -82,9 +82,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 
 def stack_values(stack: str) -> dict[str, Any]:
-    """The `langflow:` values of a committed stack file."""
+    """The `langflow:` values the CLI hands a stack: Pulumi.yaml's defaults, then the stack file."""
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    values = {k.split(":", 1)[1]: d["default"] for k, d in declared.items() if "default" in d}
     document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    return {k.split(":", 1)[1]: v for k, v in document["config"].items() if k.startswith("langflow:")}
+    values.update({k.split(":", 1)[1]: v for k, v in document["config"].items() if k.startswith("langflow:")})
+    return values
 
 
 def pulumi_config_env(values: dict[str, Any]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from components import langflow_spec as spec
@@ -144,6 +146,7 @@ def test_deployment_manifest():
     template_meta = manifest["spec"]["template"]["metadata"]
     assert template_meta["labels"]["team"] == "ml"
     assert template_meta["annotations"] == {"owner": "ml", spec.FLOWS_DIGEST_ANNOTATION: "abc"}
+    assert manifest["metadata"]["annotations"]["owner"] == "ml"
     assert pod["enableServiceLinks"] is False  # known failure 1: LANGFLOW_PORT=tcp://...
     assert pod["automountServiceAccountToken"] is False
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
@@ -155,10 +158,29 @@ def test_deployment_manifest():
     assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
 
 
-def test_selector_labels_do_not_change_with_the_release():
-    one = spec.selector_labels(parse_config({"image": {"tag": "1.6.4"}}))
-    two = spec.selector_labels(parse_config({"image": {"tag": "1.6.5"}}))
-    assert one == two and "app.kubernetes.io/version" not in one
+def test_only_the_workload_carries_the_release_version():
+    one, two = parse_config({"image": {"tag": "1.6.4"}}), parse_config({"image": {"tag": "1.6.5"}})
+    assert spec.selector_labels(one) == spec.selector_labels(two)
+    # A release must not touch the volume, Secrets or Service.
+    assert spec.data_claim_manifest(one) == spec.data_claim_manifest(two)
+    assert spec.service_manifest(one) == spec.service_manifest(two)
+    deployment = spec.deployment_manifest(two, credentials_secret="c")
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/version"] == "1.6.5"
+    assert deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"] == "1.6.5"
+
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_up_waits_until_every_pod_is_new_and_available(replicas):
+    values = {"replicas": replicas}
+    if replicas > 1:
+        values.update(URL_DB, storage={"enabled": False})
+    annotations = spec.deployment_manifest(parse_config(values), credentials_secret="c")["metadata"]["annotations"]
+    assert json.loads(annotations["pulumi.com/waitFor"]) == [
+        f"jsonpath={{.status.updatedReplicas}}={replicas}",
+        f"jsonpath={{.status.availableReplicas}}={replicas}",
+        f"jsonpath={{.status.replicas}}={replicas}",
+    ]
+    assert int(annotations["pulumi.com/timeoutSeconds"]) > 600  # beyond the startup probe's allowance
 
 
 def test_service_and_client_settings():

@@ -19,6 +19,14 @@ def test_every_key_is_declared_with_type_and_description():
     for key, declaration in declared.items():
         assert declaration["type"] in {"string", "integer", "boolean", "array", "object"}, key
         assert declaration["description"].strip(), key
+        # Without a default the CLI refuses to run a stack that does not set the key.
+        assert "default" in declaration, key
+
+
+def test_declared_defaults_are_the_model_defaults():
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    defaults = {key.split(":", 1)[1]: d["default"] for key, d in declared.items()}
+    assert LangflowStackConfig.model_validate(defaults) == LangflowStackConfig()
 
 
 def test_readme_reference_is_current_and_covers_every_key():

@@ -40,6 +40,12 @@ def replica_sets(client, namespace: str) -> list[dict]:
     return client.items(f"/apis/apps/v1/namespaces/{namespace}/replicasets")
 
 
+def rolled_out(deploy: dict) -> bool:
+    status = deploy["status"]
+    return status.get("observedGeneration") == deploy["metadata"]["generation"] and all(
+        status.get(field) == 1 for field in ("updatedReplicas", "availableReplicas", "replicas"))
+
+
 def env_of(deploy: dict) -> dict:
     (container,) = deploy["spec"]["template"]["spec"]["containers"]
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
@@ -74,7 +80,7 @@ def test_stack_lifecycle(stack, namespace, pulumi_bin, local_cluster, tmp_path):
     project.run("preview")
     project.up()
     deploy = deployment(client, namespace)
-    assert deploy["status"].get("availableReplicas") == 1
+    assert rolled_out(deploy)
     (container,) = deploy["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "langflowai/langflow:1.6.4"
     assert container["readinessProbe"]["httpGet"]["path"] == "/health_check"
@@ -110,7 +116,8 @@ def test_stack_lifecycle(stack, namespace, pulumi_bin, local_cluster, tmp_path):
     project.up()
     deploy = deployment(client, namespace)
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "langflowai/langflow:1.6.5"
-    assert deploy["status"].get("updatedReplicas") == 1
+    # `up` returned only once the new pod was available and the old one gone.
+    assert rolled_out(deploy)
     assert len(replica_sets(client, namespace)) == sets_before + 1
 
     # So does a flow change.
@@ -122,6 +129,7 @@ def test_stack_lifecycle(stack, namespace, pulumi_bin, local_cluster, tmp_path):
     project.up()
     deploy = deployment(client, namespace)
     assert flows_config_map(deploy) != config_map_before
+    assert rolled_out(deploy)
     assert len(replica_sets(client, namespace)) == sets_before + 2
     assert client.get_or_none(f"/api/v1/namespaces/{namespace}/configmaps/{config_map_before}") is None
     assert project.outputs()["secret_key"] == outputs["secret_key"]

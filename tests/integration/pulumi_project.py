@@ -15,6 +15,7 @@ class PulumiFailed(AssertionError):
 
 
 REPO = Path(__file__).resolve().parents[2]
+DEV_PASSPHRASE = "langflow-dev"
 PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "requirements.txt", "components", "settings", "flows"]
 
 
@@ -34,7 +35,8 @@ class Project:
             "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
             "PULUMI_BACKEND_URL": f"file://{root / 'backend'}",
             "PULUMI_HOME": str(root / "pulumi-home"),
-            "PULUMI_CONFIG_PASSPHRASE": "integration-test",
+            # dev's committed encryptionsalt belongs to its documented passphrase.
+            "PULUMI_CONFIG_PASSPHRASE": DEV_PASSPHRASE if stack == "dev" else "integration-test",
             "PULUMI_SKIP_UPDATE_CHECK": "1",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "KUBECONFIG": str(kubeconfig),

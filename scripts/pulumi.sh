@@ -11,12 +11,11 @@ STACK=${1:?usage: scripts/pulumi.sh <stack> <pulumi args...>}
 shift
 
 STATE_DIR=${LANGFLOW_STATE_DIR:-$HOME/.local/state/langflow-pulumi}
-export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$STATE_DIR/backend}
+backend=file://$STATE_DIR/backend
 export PULUMI_HOME=${PULUMI_HOME:-$STATE_DIR/pulumi-home}
 export PULUMI_SKIP_UPDATE_CHECK=1
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_SELF_MANAGED_STATE_LOCKING=1
-mkdir -p "${PULUMI_BACKEND_URL#file://}" "$PULUMI_HOME"
 
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
   if [ "$STACK" = dev ]; then
@@ -34,8 +33,11 @@ export PATH="$BIN:$PATH"
 kubeconfig=${KUBECONFIG:-$HOME/.kube/config}
 if [ "${LANGFLOW_CLUSTER:-auto}" = local ] || { [ "${LANGFLOW_CLUSTER:-auto}" = auto ] && [ ! -s "${kubeconfig%%:*}" ]; }; then
   cluster_dir="$STATE_DIR/local-cluster"
+  # The simulated cluster keeps its own state: a new cluster starts empty, and so does its state.
+  backend=file://$STATE_DIR/local-cluster-backend
   if ! "$ROOT/.venv/bin/python" -m localcluster status --dir "$cluster_dir" >/dev/null 2>&1; then
     echo "No Kubernetes context found: starting the local cluster in $cluster_dir" >&2
+    rm -rf "${backend#file://}"
     (cd "$ROOT" && .venv/bin/python -m localcluster up --dir "$cluster_dir" --bin "$BIN") >&2
   fi
   export KUBECONFIG="$cluster_dir/kubeconfig"
@@ -43,6 +45,8 @@ if [ "${LANGFLOW_CLUSTER:-auto}" = local ] || { [ "${LANGFLOW_CLUSTER:-auto}" = 
   echo "      pods are simulated by kwok (no container runs). Stop it with: make cluster-down" >&2
 fi
 
+export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-$backend}
+mkdir -p "${PULUMI_BACKEND_URL#file://}" "$PULUMI_HOME"
 cd "$ROOT"
 pulumi stack select --create "$STACK" >/dev/null
 exec pulumi "$@" --stack "$STACK"

@@ -1,10 +1,9 @@
 """Fixtures for integration tests against a local Kubernetes control plane.
 
-* ``toolchain_bin`` (session): directory holding etcd, kube-apiserver,
-  kube-controller-manager, kube-scheduler and kwok. Runs
-  ``bash toolchain/build.sh`` and takes the last line of its stdout (falls back
-  to ``bash toolchain/kube.sh <tmp>`` while build.sh does not exist;
-  ``LANGFLOW_TOOLCHAIN_BIN`` skips building). If the toolchain cannot be had:
+* ``toolchain_bin`` (session): directory holding pulumi and its plugins, etcd,
+  kube-apiserver, kube-controller-manager, kube-scheduler and kwok. Runs
+  ``bash toolchain/build.sh`` and takes the last line of its stdout
+  (``LANGFLOW_TOOLCHAIN_BIN`` skips building). If the toolchain cannot be had:
   ``pytest.fail`` when ``CI=true``, else ``pytest.skip`` with the reason.
 * ``local_cluster`` (function) / ``local_cluster_module`` (module): factories;
   ``local_cluster(**kwargs)`` starts and returns a fresh
@@ -27,6 +26,10 @@ if str(REPO) not in sys.path:
 
 from localcluster import BINARIES, LocalCluster  # noqa: E402
 
+# What toolchain/build.sh adds to the local cluster's binaries.
+PULUMI_TOOLS = ("pulumi", "pulumi-language-python", "pulumi-language-python-exec",
+                "pulumi-resource-kubernetes", "pulumi-resource-random")
+
 
 def _unavailable(reason: str):
     if os.environ.get("CI", "").strip().lower() == "true":
@@ -39,36 +42,23 @@ def _tail(text: str, lines: int = 30) -> str:
 
 
 @pytest.fixture(scope="session")
-def toolchain_bin(tmp_path_factory) -> Path:
+def toolchain_bin() -> Path:
     override = os.environ.get("LANGFLOW_TOOLCHAIN_BIN")
     if override:
         bin_dir = Path(override)
     else:
-        build = REPO / "toolchain" / "build.sh"
-        if build.exists():
-            cmd = ["bash", str(build)]
-            fallback_dir = None
-        else:
-            kube = REPO / "toolchain" / "kube.sh"
-            if not kube.exists():
-                _unavailable("neither toolchain/build.sh nor toolchain/kube.sh exists")
-            fallback_dir = tmp_path_factory.mktemp("kube-bin")
-            cmd = ["bash", str(kube), str(fallback_dir)]
+        cmd = ["bash", str(REPO / "toolchain" / "build.sh")]
         try:
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         except OSError as exc:
             _unavailable(f"could not run {' '.join(cmd)}: {exc}")
         if proc.returncode != 0:
-            _unavailable(f"`{' '.join(cmd)}` exited with {proc.returncode}:\n"
-                         f"{_tail(proc.stderr or proc.stdout)}")
-        if fallback_dir is not None:
-            bin_dir = fallback_dir
-        else:
-            lines = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
-            if not lines:
-                _unavailable("toolchain/build.sh printed no bin directory on stdout")
-            bin_dir = Path(lines[-1])
-    missing = [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)]
+            _unavailable(f"`{' '.join(cmd)}` exited with {proc.returncode}:\n{_tail(proc.stderr or proc.stdout)}")
+        lines = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+        if not lines:
+            _unavailable("toolchain/build.sh printed no bin directory on stdout")
+        bin_dir = Path(lines[-1])
+    missing = [b for b in (*BINARIES, *PULUMI_TOOLS) if not os.access(bin_dir / b, os.X_OK)]
     if missing:
         _unavailable(f"missing in {bin_dir}: {', '.join(missing)}")
     return bin_dir
@@ -87,23 +77,22 @@ def _factory(bin_dir: Path, tmp_path_factory):
     return make, clusters
 
 
-@pytest.fixture
-def local_cluster(toolchain_bin, tmp_path_factory):
-    """Factory: ``cluster = local_cluster()`` -> a started LocalCluster."""
-    make, clusters = _factory(toolchain_bin, tmp_path_factory)
+def _stopped_at_teardown(bin_dir: Path, tmp_path_factory):
+    make, clusters = _factory(bin_dir, tmp_path_factory)
     try:
         yield make
     finally:
         for cluster in reversed(clusters):
             cluster.stop()
+
+
+@pytest.fixture
+def local_cluster(toolchain_bin, tmp_path_factory):
+    """Factory: ``cluster = local_cluster()`` -> a started LocalCluster."""
+    yield from _stopped_at_teardown(toolchain_bin, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def local_cluster_module(toolchain_bin, tmp_path_factory):
     """Like ``local_cluster`` but clusters live until the module's tests end."""
-    make, clusters = _factory(toolchain_bin, tmp_path_factory)
-    try:
-        yield make
-    finally:
-        for cluster in reversed(clusters):
-            cluster.stop()
+    yield from _stopped_at_teardown(toolchain_bin, tmp_path_factory)

@@ -8,28 +8,12 @@ a second up with no changes, an image release, a flow change, destroy.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
 from tests.integration.pulumi_project import Project
 
 pytestmark = pytest.mark.integration
-
-PULUMI_TOOLS = ["pulumi", "pulumi-language-python", "pulumi-language-python-exec",
-                "pulumi-resource-kubernetes", "pulumi-resource-random"]
-
-
-@pytest.fixture
-def pulumi_bin(toolchain_bin: Path) -> Path:
-    missing = [t for t in PULUMI_TOOLS if not os.access(toolchain_bin / t, os.X_OK)]
-    if missing:
-        message = f"missing in {toolchain_bin}: {', '.join(missing)} (make toolchain)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return toolchain_bin
 
 
 def deployment(client, namespace: str) -> dict:
@@ -57,10 +41,10 @@ def flows_config_map(deploy: dict) -> str:
 
 
 @pytest.mark.parametrize(("stack", "namespace"), [("dev", "langflow-dev"), ("prod", "langflow")])
-def test_stack_lifecycle(stack, namespace, pulumi_bin, local_cluster, tmp_path):
+def test_stack_lifecycle(stack, namespace, toolchain_bin, local_cluster, tmp_path):
     cluster = local_cluster()
     client = cluster.client()
-    project = Project(tmp_path, stack, pulumi_bin, cluster.kubeconfig)
+    project = Project(tmp_path, stack, toolchain_bin, cluster.kubeconfig)
 
     # Config errors come out of the real CLI as the program's own message, before any resource.
     original = project.stack_file().read_text()

@@ -9,14 +9,23 @@ from components import langflow_spec as spec
 from components.langflow import LangflowApp
 from components.namespace import LangflowNamespace
 from settings import ConfigError, load_settings, project_values
+from settings.cluster import KubeconfigCluster
 
+all_config = {**get_config_env(), **CONFIG.get()}
+stack = f"{pulumi.get_project()}/{pulumi.get_stack()}"
 try:
     settings = load_settings(
-        project_values({**get_config_env(), **CONFIG.get()}), Path(__file__).parent
+        project_values(all_config),
+        Path(__file__).parent,
+        # The cluster the provider deploys to, read-only: is the namespace ours to create?
+        cluster=KubeconfigCluster(all_config.get("kubernetes:kubeconfig"), all_config.get("kubernetes:context")),
+        stack=stack,
     )
 except ConfigError as error:
     # RunError: the message alone, no traceback, and nothing registered.
     raise pulumi.RunError(str(error)) from None
+for warning in settings.warnings:
+    pulumi.log.warn(warning)
 config = settings.config
 
 namespace = LangflowNamespace(
@@ -24,6 +33,7 @@ namespace = LangflowNamespace(
     namespace=config.namespace,
     create=config.create_namespace,
     labels=spec.common_labels(config),
+    stack=stack,
     protect=config.storage.enabled and config.storage.protect,
 )
 langflow = LangflowApp(config.name, settings, namespace=namespace)

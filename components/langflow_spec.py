@@ -12,44 +12,20 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
+from settings.cluster import STACK_ANNOTATION
+from settings.kube import safe_label_value
+from settings.managed import CONTAINER_NAME, DATA_DIR, TMP_DIR
 from settings.model import LangflowStackConfig, split_registry
 
 CONTAINER_PORT = 7860
-DATA_DIR = "/app/data"  # LANGFLOW_CONFIG_DIR and the image's HOME
-TMP_DIR = "/tmp"
 SQLITE_URL = f"sqlite:///{DATA_DIR}/langflow.db"
 API_KEY_SECRET_KEY = "LANGFLOW_API_KEY"
 FLOWS_DIGEST_ANNOTATION = "langflow.org/flows-sha256"
+# The full image reference, which a label value (63 characters) cannot always hold.
+IMAGE_ANNOTATION = "langflow.org/image"
 # The image runs as UID 1000, GID 0; fsGroup makes mounted volumes writable for it.
 RUN_AS_USER = 1000
 FS_GROUP = 1000
-
-# For env the program sets: the config key an operator changes instead of overriding it.
-ENV_SOURCE = {
-    "LANGFLOW_PORT": "service.port (the container port is fixed)",
-    "LANGFLOW_DATABASE_URL": "database",
-    "LANGFLOW_AUTO_LOGIN": "auth.enabled",
-    "LANGFLOW_SUPERUSER": "auth.superuser",
-    "LANGFLOW_SUPERUSER_PASSWORD": "auth.superuser_password",
-    "LANGFLOW_SECRET_KEY": "auth.secret_key",
-    "LANGFLOW_NEW_USER_IS_ACTIVE": "auth.new_user_is_active",
-    "LANGFLOW_ENABLE_SUPERUSER_CLI": "auth.enable_superuser_cli",
-    "LANGFLOW_ACCESS_TOKEN_EXPIRE_SECONDS": "auth.access_token_expire_seconds",
-    "LANGFLOW_REFRESH_TOKEN_EXPIRE_SECONDS": "auth.refresh_token_expire_seconds",
-    "LANGFLOW_LOAD_FLOWS_PATH": "flows",
-    "LANGFLOW_BACKEND_ONLY": "runtime.backend_only",
-    "LANGFLOW_WORKERS": "runtime.workers",
-    "LANGFLOW_LOG_LEVEL": "runtime.log_level",
-    "LANGFLOW_MAX_FILE_SIZE_UPLOAD": "runtime.max_file_size_upload_mb",
-}
-MANAGED_VOLUMES = {"data", "tmp", "flows"}
-
-
-def managed_mount_paths(config: LangflowStackConfig) -> list[str]:
-    paths = [DATA_DIR, TMP_DIR]
-    if config.flows.source != "none":
-        paths.append(config.flows.mount_path)
-    return paths
 
 
 # --- names and labels -------------------------------------------------------
@@ -83,7 +59,10 @@ def common_labels(config: LangflowStackConfig) -> dict[str, str]:
 
 
 def workload_labels(config: LangflowStackConfig) -> dict[str, str]:
-    return {**common_labels(config), "app.kubernetes.io/version": config.image.tag}
+    # A valid tag (up to 128 characters) is not always a valid label value (63): keep what fits;
+    # the whole reference is in the IMAGE_ANNOTATION.
+    version = safe_label_value(config.image.tag)
+    return {**common_labels(config), **({"app.kubernetes.io/version": version} if version else {})}
 
 
 def rollout_await_annotations(config: LangflowStackConfig) -> dict[str, str]:
@@ -139,10 +118,6 @@ def container_env(config: LangflowStackConfig, credentials_secret: Any) -> list[
     return managed_env(config, credentials_secret) + [e.manifest() for e in config.extra_env]
 
 
-def managed_env_names(config: LangflowStackConfig) -> set[str]:
-    return {e["name"] for e in managed_env(config, None)}
-
-
 def managed_env(config: LangflowStackConfig, credentials_secret: Any) -> list[dict[str, Any]]:
 
     def from_secret(name: str, key: Any, secret: Any) -> dict[str, Any]:
@@ -150,8 +125,10 @@ def managed_env(config: LangflowStackConfig, credentials_secret: Any) -> list[di
 
     auth = config.auth
     env: list[dict[str, Any]] = [
-        # Set explicitly: a Service named `langflow` would otherwise inject LANGFLOW_PORT=tcp://...
+        # Langflow and its libraries write below HOME; the image's HOME may sit on the read-only root.
+        {"name": "HOME", "value": DATA_DIR},
         {"name": "LANGFLOW_HOST", "value": "0.0.0.0"},
+        # Set explicitly: a Service named `langflow` would otherwise inject LANGFLOW_PORT=tcp://...
         {"name": "LANGFLOW_PORT", "value": str(CONTAINER_PORT)},
         {"name": "LANGFLOW_CONFIG_DIR", "value": DATA_DIR},
         {"name": "LANGFLOW_ALEMBIC_LOG_FILE", "value": f"{TMP_DIR}/alembic.log"},
@@ -211,7 +188,7 @@ def volume_mounts(config: LangflowStackConfig) -> list[dict[str, Any]]:
     out = [{"name": "data", "mountPath": DATA_DIR}, {"name": "tmp", "mountPath": TMP_DIR}]
     if config.flows.source != "none":
         out.append({"name": "flows", "mountPath": config.flows.mount_path, "readOnly": True})
-    return out + [m.manifest() for m in config.extra_volume_mounts]
+    return out + config.extra_volume_mounts
 
 
 # --- probes, security, scheduling ---------------------------------------------
@@ -275,9 +252,10 @@ def update_strategy(config: LangflowStackConfig) -> dict[str, Any]:
 
 # --- objects ----------------------------------------------------------------------
 
-def namespace_manifest(namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+def namespace_manifest(namespace: str, labels: dict[str, str], stack: str) -> dict[str, Any]:
+    """The namespace's metadata; the stack annotation records who created it (settings/cluster.py)."""
     pod_security = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
-    return {"name": namespace, "labels": {**labels, **pod_security}}
+    return {"name": namespace, "labels": {**labels, **pod_security}, "annotations": {STACK_ANNOTATION: stack}}
 
 
 def data_claim_manifest(config: LangflowStackConfig) -> dict[str, Any]:
@@ -298,7 +276,7 @@ def deployment_manifest(
     flows_digest: Optional[str] = None,
 ) -> dict[str, Any]:
     container = {
-        "name": "langflow",
+        "name": CONTAINER_NAME,
         "image": image_reference(config),
         "imagePullPolicy": config.image.pull_policy,
         "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
@@ -325,7 +303,7 @@ def deployment_manifest(
     optional = {
         "imagePullSecrets": [{"name": n} for n in config.image.pull_secrets],
         "nodeSelector": config.node_selector,
-        "tolerations": [t.manifest() for t in config.tolerations],
+        "tolerations": config.tolerations,
         "affinity": affinity(config),
     }
     pod_spec.update({k: v for k, v in optional.items() if v})
@@ -333,7 +311,8 @@ def deployment_manifest(
     if template_annotations:
         template_metadata["annotations"] = template_annotations
     deployment_metadata = metadata(config, config.name, labels=workload_labels(config))
-    deployment_metadata["annotations"] = {**config.annotations, **rollout_await_annotations(config)}
+    deployment_metadata["annotations"] = {
+        **config.annotations, IMAGE_ANNOTATION: image_reference(config), **rollout_await_annotations(config)}
     return {
         "metadata": deployment_metadata,
         "spec": {

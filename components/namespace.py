@@ -11,10 +11,12 @@ from components.langflow_spec import namespace_manifest
 
 
 class LangflowNamespace(pulumi.ComponentResource):
-    """Creates (or adopts by name) the stack's namespace.
+    """Creates the stack's namespace, or uses an existing one as it is (`create=False`).
 
     `protect` keeps it through `pulumi destroy` when it holds data: deleting a
-    namespace deletes every volume claim inside it, protected or not.
+    namespace deletes every volume claim inside it, protected or not. Only a
+    namespace this stack creates is labelled and protected; the settings refuse
+    to "create" one that exists and belongs to someone else (settings/cluster.py).
     """
 
     name: pulumi.Output[str]
@@ -26,6 +28,7 @@ class LangflowNamespace(pulumi.ComponentResource):
         namespace: str,
         create: bool,
         labels: dict[str, str],
+        stack: str,
         protect: bool,
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
@@ -33,7 +36,7 @@ class LangflowNamespace(pulumi.ComponentResource):
         if create:
             created = k8s.core.v1.Namespace(
                 resource_name,
-                metadata=namespace_manifest(namespace, labels),
+                metadata=namespace_manifest(namespace, labels, stack),
                 opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect),
             )
             self.name = created.metadata.name

@@ -471,6 +471,9 @@ class LocalCluster:
             f"--cert-dir={self.workdir / 'run' / 'apiserver'}",
             "--endpoint-reconciler-type=lease",
             "--event-ttl=1h",
+            # etcd 3.4.23 lacks RequestWatchProgress, so 1.34's streaming watch-lists keep
+            # failing and kwok sees pod changes tens of seconds late (platform.md, "Measured").
+            "--feature-gates=WatchList=false",
         ])
         self._client = self.client()
         self._wait("kube-apiserver /readyz", lambda: self._client.healthy("/readyz"),

@@ -1,4 +1,4 @@
-"""Typed, validated stack settings: the config model, its loader and the flow files."""
+"""Typed, validated stack settings: the config model, its rules, the flow files and cluster facts."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from settings.cluster import ClusterView, cluster_problems
 from settings.flows import FlowError, FlowFile, default_flow, load_flow_folder
-from settings.loader import ConfigError, parse_config, project_values
+from settings.loader import ConfigError, collect_problems, config_key, project_values
 from settings.model import LangflowStackConfig
+from settings.validation import warnings
 
 
 @dataclass(frozen=True)
@@ -16,23 +18,46 @@ class StackSettings:
     config: LangflowStackConfig
     flows: list[FlowFile] = field(default_factory=list)
     default_flow: Optional[str] = None
+    # Allowed, but shown in every preview.
+    warnings: list[str] = field(default_factory=list)
 
 
-def load_settings(values: Mapping[str, Any], project_dir: Path) -> StackSettings:
-    """Validate config, then the flow files it points at. Raises ConfigError with every problem."""
-    config = parse_config(values)
-    if config.flows.source != "folder":
-        if config.flows.default_flow is None:
-            return StackSettings(config)
-        # Flows on a claim cannot be read here: trust the name the operator gave.
-        return StackSettings(config, [], config.flows.default_flow)
-    try:
-        flows = load_flow_folder(project_dir / config.flows.folder, config.flows.folder)
-        return StackSettings(config, flows, default_flow(flows, config.flows.default_flow))
-    except FlowError as error:
-        raise ConfigError(error.problems) from None
+def load_settings(
+    values: Mapping[str, Any],
+    project_dir: Path,
+    cluster: Optional[ClusterView] = None,
+    stack: str = "",
+) -> StackSettings:
+    """Validate config, the flow files it points at and, given a cluster, what exists there.
+
+    Raises ConfigError with every problem found, each naming its key or file.
+    """
+    config, found = collect_problems(values)
+    problems = [f"{config_key(path)}: {message}" for path, message in found]
+    flows: list[FlowFile] = []
+    chosen: Optional[str] = None
+    if config.section_valid("flows"):
+        try:
+            if config.flows.source == "folder":
+                flows = load_flow_folder(project_dir, config.flows.folder)
+                chosen = default_flow(flows, config.flows.default_flow)
+            else:
+                # Flows on a claim cannot be read here: trust the name the operator gave.
+                chosen = config.flows.default_flow
+        except FlowError as error:
+            problems += error.problems
+    notes: list[str] = []
+    if cluster is not None and config.section_valid("namespace") and config.section_valid("create_namespace"):
+        cluster_found, cluster_notes = cluster_problems(config.namespace, config.create_namespace, cluster, stack)
+        problems += [f"{config_key(path)}: {message}" for path, message in cluster_found]
+        notes += cluster_notes
+    if problems:
+        raise ConfigError(problems)
+    whole = config.whole()
+    return StackSettings(whole, flows, chosen, warnings(whole) + notes)
 
 
 __all__ = [
-    "ConfigError", "FlowFile", "LangflowStackConfig", "StackSettings", "load_settings", "project_values",
+    "ClusterView", "ConfigError", "FlowFile", "LangflowStackConfig", "StackSettings", "load_settings",
+    "project_values",
 ]

@@ -8,12 +8,12 @@ program registers any resource.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Mapping
 
 from pydantic import ValidationError
 
-from settings.model import LangflowStackConfig, stack_problems
+from settings.model import LangflowStackConfig
+from settings.validation import PartialConfig, rule_problems
 
 PROJECT = "langflow"
 
@@ -21,9 +21,10 @@ PROJECT = "langflow"
 _HINTS = {
     "extra_forbidden": "unknown key; remove it or fix its spelling (see the README's configuration reference)",
     "missing": "required; set it",
-    "string_type": "must be a string (quote it in the stack file, e.g. tag: \"1.6\")",
+    "string_type": "must be a string (quote it in the stack file, e.g. \"1.6.4\" or \"true\")",
     "int_type": "must be a whole number",
     "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
     "dict_type": "must be a mapping of keys to values",
@@ -31,10 +32,13 @@ _HINTS = {
     "model_type": "must be a mapping of keys to values",
     "model_attributes_type": "must be a mapping of keys to values",
 }
-
-# A validator may point below the field it checks by starting its message
-# with the sub-path: "url_secret: required ..." or "[2].name: ...".
-_SUBPATH = re.compile(r"^((?:\[\d+\])?(?:\.?[a-z_][a-z_0-9]*)*): ", re.DOTALL)
+# Bounds: pydantic's context names the limit.
+_BOUNDS = {
+    "greater_than": "must be more than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+}
 
 
 class ConfigError(Exception):
@@ -67,22 +71,25 @@ def _join(path: str, sub: str) -> str:
     return path + sub if sub.startswith("[") else f"{path}.{sub.lstrip('.')}"
 
 
-def describe_validation_error(error: ValidationError) -> list[str]:
+def describe_validation_error(error: ValidationError) -> list[tuple[str, str]]:
+    """Each pydantic error as (key path, message with the fix)."""
     problems = []
     for item in error.errors(include_url=False):
         path = _path(item["loc"])
         message = item["msg"]
-        if item["type"] == "value_error":
+        kind, context = item["type"], item.get("ctx") or {}
+        if kind == "at_path":
+            path, message = _join(path, context["path"]), context["message"]
+        elif kind == "value_error":
             message = message.removeprefix("Value error, ")
-            match = _SUBPATH.match(message)
-            if match and match.group(1):
-                path, message = _join(path, match.group(1)), message[match.end():]
-        elif item["type"] == "literal_error":
-            message = f"{message} (got {item['input']!r})"
-        elif item["type"] in _HINTS:
-            shown = item["type"] not in {"missing", "extra_forbidden"}
-            message = _HINTS[item["type"]] + (f" (got {item['input']!r})" if shown else "")
-        problems.append(f"{config_key(path)}: {message}")
+        elif kind == "literal_error":
+            message = f"must be one of {context.get('expected', '')} (got {item['input']!r})"
+        elif kind in _BOUNDS:
+            message = _BOUNDS[kind].format(**context) + f" (got {item['input']!r})"
+        elif kind in _HINTS:
+            shown = kind not in {"missing", "extra_forbidden"}
+            message = _HINTS[kind] + (f" (got {item['input']!r})" if shown else "")
+        problems.append((path, message))
     return problems
 
 
@@ -105,13 +112,31 @@ def project_values(all_config: Mapping[str, Any]) -> dict[str, Any]:
     return {k[len(prefix):]: decode_value(v) for k, v in all_config.items() if k.startswith(prefix)}
 
 
+def parse_partial(values: Mapping[str, Any]) -> tuple[PartialConfig, list[tuple[str, str]]]:
+    """Validate what can be validated: the config with every failed top-level key unchecked.
+
+    Returns the partial config and the field problems. Keys that failed are left
+    at their defaults underneath, and reading them raises `Unchecked`.
+    """
+    values = dict(values)
+    try:
+        return PartialConfig(LangflowStackConfig.model_validate(values), ()), []
+    except ValidationError as error:
+        problems = describe_validation_error(error)
+        failed = {item["loc"][0] for item in error.errors() if item["loc"]}
+    valid = {k: v for k, v in values.items() if k not in failed}
+    return PartialConfig(LangflowStackConfig.model_validate(valid), failed), problems
+
+
+def collect_problems(values: Mapping[str, Any]) -> tuple[PartialConfig, list[tuple[str, str]]]:
+    """Field problems, then every rule that can run on the valid part."""
+    config, problems = parse_partial(values)
+    return config, problems + rule_problems(config)
+
+
 def parse_config(values: Mapping[str, Any]) -> LangflowStackConfig:
     """Validate the project's config values; raise ConfigError listing every problem."""
-    try:
-        config = LangflowStackConfig.model_validate(dict(values))
-    except ValidationError as error:
-        raise ConfigError(describe_validation_error(error)) from None
-    problems = stack_problems(config)
+    config, problems = collect_problems(values)
     if problems:
-        raise ConfigError([f"{PROJECT}:{p}" for p in problems])
-    return config
+        raise ConfigError([f"{config_key(path)}: {message}" for path, message in problems])
+    return config.whole()

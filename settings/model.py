@@ -4,9 +4,14 @@ Every top-level field is one Pulumi config key (`langflow:<field>`). Field
 descriptions are the documentation: `Pulumi.yaml` and the README reference are
 generated from them (`make docs`), and a test keeps all three in sync.
 
+What one value can be checked on its own is checked here. Rules that report
+several problems in one value (Kubernetes objects passed through, labels) or
+that span several keys live in `settings/validation.py`, which runs them all
+and reports every problem at once.
+
 Our own keys are snake_case. Values that are plain Kubernetes objects
-(affinity, tolerations, extra volumes, `valueFrom`) keep Kubernetes'
-camelCase, so they can be pasted from Kubernetes docs unchanged.
+(affinity, tolerations, extra volumes and mounts, `valueFrom`) keep
+Kubernetes' camelCase, so they can be pasted from Kubernetes docs unchanged.
 """
 
 from __future__ import annotations
@@ -14,29 +19,74 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-# Kubernetes object names (RFC 1123 label, as Services require).
-DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-# RFC 1123 subdomain: Secret, ConfigMap, PVC and StorageClass names.
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+from settings import kube
+from settings.managed import MANAGED_PATHS
+
 IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# A release is a version: 1.6.4, v1.6.4, 1.6.4-custom.2 (a floating 1.6 is not).
+VERSION_TAG = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-._][A-Za-z0-9][A-Za-z0-9._-]*)?$")
+# Words that name a moving target, wherever they appear in a tag (`1.6.4-latest`, `nightly-2025`).
+MOVING_TAG_WORDS = {
+    "latest", "main", "master", "dev", "develop", "edge", "nightly", "stable", "current",
+    "head", "trunk", "canary", "rolling", "snapshot", "next", "preview", "unstable", "lts",
+}
 IMAGE_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 IMAGE_REPOSITORY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
-REGISTRY_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]+)?$")
-QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+REGISTRY_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SECRET_KEY_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
 
-# Pod Security "restricted" allows only these volume sources.
-RESTRICTED_VOLUME_TYPES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
-    "persistentVolumeClaim", "projected", "secret",
-}
-
 LANGFLOW_DEFAULT_TAG = "1.6.4"
+# Longest token lifetimes: beyond these Langflow's expiry arithmetic can overflow, and
+# a stolen token would stay valid for longer than any sane session.
+MAX_ACCESS_TOKEN_SECONDS = 24 * 3600
+MAX_REFRESH_TOKEN_SECONDS = 365 * 24 * 3600
+
+
+def at(sub_path: str, message: str) -> PydanticCustomError:
+    """A validation error about `sub_path` below the field being validated."""
+    return PydanticCustomError("at_path", "{message}", {"path": sub_path, "message": message})
+
+
+def _quantity(value: Any) -> Any:
+    """Kubernetes quantities, quoted or not (`cpu: 1` is as good as `cpu: "1"`)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a quantity; write e.g. 500m or 1Gi")
+    if isinstance(value, (int, float)):
+        value = kube.quantity_text(value)
+    if isinstance(value, str):
+        try:
+            kube.parse_quantity(value)
+        except ValueError as error:
+            raise ValueError(f"{error}; write e.g. 500m, 2 or 1Gi") from None
+    return value
+
+
+Quantity = Annotated[str, BeforeValidator(_quantity)]
+
+
+def _without_nulls(value: Any) -> Any:
+    """In a Kubernetes object a null field is an unset field: drop them, so a null required field is missing."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+# A Kubernetes object passed through as written (checked against the API schema in settings/validation.py).
+KubeObject = Annotated[dict[str, Any], BeforeValidator(_without_nulls)]
+
+
+def _not_blank(value: str, example: str) -> str:
+    if not value.strip():
+        raise ValueError(f"must not be empty; set it, e.g. {example}, or remove the key for the default")
+    return value
 
 
 class StrictModel(BaseModel):
@@ -50,16 +100,20 @@ class ImageConfig(StrictModel):
         None,
         description="Registry host that replaces the repository's registry, so an air-gapped "
         "platform pulls every image from its own registry (e.g. `registry.internal:5000`). "
+        "It must look like a host to a container runtime: hold a dot or a port, or be `localhost`. "
         "Unset: pull from the repository as written.",
     )
     repository: str = Field("langflowai/langflow", description="Image repository.")
     tag: str = Field(
         LANGFLOW_DEFAULT_TAG,
-        description="Pinned Langflow version tag (1.6.x). `latest` and other moving tags are "
-        "rejected: a release must be reproducible and rollback-able.",
+        description="Pinned Langflow version tag, `X.Y.Z` with an optional suffix (Langflow 1.6.0 or "
+        "later). `latest`, `1.6`, `main`, `nightly-...` and other moving tags are rejected: a release "
+        "must be reproducible and rollback-able.",
     )
     digest: Optional[str] = Field(
-        None, description="Optional `sha256:` digest; when set the image is pulled by digest."
+        None,
+        description="Optional `sha256:` digest; when set the image is pulled by digest (recommended "
+        "for prod: a tag can be re-pushed, a digest cannot).",
     )
     pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field(
         "IfNotPresent", description="Kubernetes imagePullPolicy."
@@ -72,10 +126,18 @@ class ImageConfig(StrictModel):
     @field_validator("registry")
     @classmethod
     def _registry(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and not REGISTRY_HOST.match(value):
+        if value is None:
+            return value
+        if not REGISTRY_HOST.match(value):
             raise ValueError(
                 f"{value!r} is not a registry host; use a host with an optional port, "
                 "e.g. registry.internal:5000 (no scheme, no path)"
+            )
+        if not is_registry_host(value.split("/")[0]):
+            raise ValueError(
+                f"{value!r} has no dot, no port and is not localhost, so container runtimes read it as a "
+                f"Docker Hub namespace ({value}/langflowai/langflow on docker.io) and the override does "
+                "nothing; use the registry's full host name, e.g. registry.internal or registry:5000"
             )
         return value
 
@@ -85,7 +147,7 @@ class ImageConfig(StrictModel):
         registry, path = split_registry(value)
         if not IMAGE_REPOSITORY.match(path) or (registry is not None and not REGISTRY_HOST.match(registry)):
             raise ValueError(
-                f"{value!r} is not an image repository; write it without tag or digest, "
+                f"{value!r} is not an image repository; write it in lowercase without tag or digest, "
                 "e.g. langflowai/langflow or registry.internal:5000/langflowai/langflow"
             )
         return value
@@ -93,72 +155,79 @@ class ImageConfig(StrictModel):
     @field_validator("tag")
     @classmethod
     def _tag(cls, value: str) -> str:
-        if value.lower() in {"latest", "main", "nightly", "stable"}:
-            raise ValueError(
-                f"{value!r} is a moving tag: the same config could deploy different code and "
-                f"rollback could not restore a release; pin a version such as {LANGFLOW_DEFAULT_TAG}"
-            )
         if not IMAGE_TAG.match(value):
-            raise ValueError(f"{value!r} is not a valid image tag; use a version such as {LANGFLOW_DEFAULT_TAG}")
+            raise ValueError(
+                f"{value!r} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128); "
+                f"use a version such as {LANGFLOW_DEFAULT_TAG}"
+            )
+        words = {w.lower() for w in re.split(r"[-._]", value)}
+        moving = sorted(words & MOVING_TAG_WORDS)
+        if moving or not VERSION_TAG.match(value):
+            reason = f"names a moving target ({moving[0]})" if moving else "is not a version"
+            raise ValueError(
+                f"{value!r} is a moving tag: it {reason}, so the same config could deploy different code "
+                f"and rollback could not restore a release; pin a version such as {LANGFLOW_DEFAULT_TAG} "
+                "(and a digest for prod)"
+            )
+        if version_before(value, (1, 6)):
+            raise ValueError(
+                f"{value!r}: this program supports Langflow 1.6.0 and later (earlier releases skip "
+                f"loading flows with login on and read other settings); use {LANGFLOW_DEFAULT_TAG} or later"
+            )
         return value
 
     @field_validator("digest")
     @classmethod
     def _digest(cls, value: Optional[str]) -> Optional[str]:
         if value is not None and not IMAGE_DIGEST.match(value):
-            raise ValueError("must be 'sha256:' followed by 64 lowercase hex characters")
+            raise ValueError(
+                "must be 'sha256:' followed by 64 lowercase hex characters (as `docker buildx imagetools "
+                "inspect` prints it), or remove the key to pull by tag"
+            )
         return value
 
     @field_validator("pull_secrets")
     @classmethod
     def _pull_secrets(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not DNS_SUBDOMAIN.match(name):
-                raise ValueError(f"{name!r} is not a Secret name (lowercase letters, digits, '-', '.')")
+        for index, name in enumerate(value):
+            problem = kube.dns_subdomain_problem(name, "Secret name")
+            if problem:
+                raise at(f"[{index}]", problem)
+            if value.index(name) != index:
+                raise at(f"[{index}]", f"{name!r} is listed twice; remove one")
         return value
 
 
-def split_registry(repository: str) -> tuple[Optional[str], str]:
-    """`registry.internal:5000/team/app` -> (`registry.internal:5000`, `team/app`).
+def is_registry_host(first: str) -> bool:
+    """How container runtimes decide that the first path part is a registry."""
+    return "." in first or ":" in first or first == "localhost"
 
-    As container runtimes read it: the first part is a registry host only when it
-    has a dot or a port, or is `localhost`.
-    """
+
+def split_registry(repository: str) -> tuple[Optional[str], str]:
+    """`registry.internal:5000/team/app` -> (`registry.internal:5000`, `team/app`)."""
     first, _, rest = repository.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
+    if rest and is_registry_host(first):
         return first, rest
     return None, repository
 
 
-def _check_quantities(value: dict[str, str]) -> dict[str, str]:
-    for resource, quantity in value.items():
-        if resource not in {"cpu", "memory", "ephemeral-storage"}:
-            raise ValueError(f"{resource}: unknown resource; use cpu, memory or ephemeral-storage")
-        if not QUANTITY.match(str(quantity)):
-            raise ValueError(f"{resource}: {quantity!r} is not a quantity; write e.g. 500m or 1Gi")
-    return value
+def version_before(tag: str, minimum: tuple[int, int]) -> bool:
+    match = re.match(r"^v?(\d+)\.(\d+)", tag)
+    return bool(match) and (int(match.group(1)), int(match.group(2))) < minimum
 
 
 class ResourcesConfig(StrictModel):
-    requests: dict[str, str] = Field(
+    requests: dict[str, Quantity] = Field(
         default_factory=lambda: {"cpu": "500m", "memory": "1Gi"},
-        description="Container resource requests (Kubernetes quantities).",
+        description="Container resource requests (`cpu`, `memory`, `ephemeral-storage`; Kubernetes "
+        "quantities, quoted or not). Setting it replaces the whole default.",
     )
-    limits: dict[str, str] = Field(
+    limits: dict[str, Quantity] = Field(
         default_factory=lambda: {"memory": "2Gi"},
         description="Container resource limits. No CPU limit by default: throttling slows "
-        "flow runs more than it protects neighbours.",
+        "flow runs more than it protects neighbours. Each request must be at most its limit; "
+        "Langflow needs about 1.8 GiB of memory to start (1.6), so the memory limit is at least 1Gi.",
     )
-
-    @field_validator("requests")
-    @classmethod
-    def _requests(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_quantities(value)
-
-    @field_validator("limits")
-    @classmethod
-    def _limits(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_quantities(value)
 
 
 class ServiceConfig(StrictModel):
@@ -179,7 +248,9 @@ class StorageConfig(StrictModel):
         "database, uploaded files). Required with SQLite. When off, uploads live on an "
         "emptyDir and are lost with the pod.",
     )
-    size: str = Field("1Gi", description="Volume size. Can grow later if the storage class allows expansion.")
+    size: Quantity = Field(
+        "1Gi", description="Volume size (at least 100Mi). Can grow later if the storage class allows expansion."
+    )
     storage_class: Optional[str] = Field(
         None, description="StorageClass name. Unset: the cluster's default class."
     )
@@ -193,18 +264,14 @@ class StorageConfig(StrictModel):
         "also retained in the cluster if it ever leaves the program.",
     )
 
-    @field_validator("size")
-    @classmethod
-    def _size(cls, value: str) -> str:
-        if not QUANTITY.match(value) or value.endswith("m"):
-            raise ValueError(f"{value!r} is not a storage size; write e.g. 1Gi or 20Gi")
-        return value
-
     @field_validator("storage_class")
     @classmethod
     def _storage_class(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and not DNS_SUBDOMAIN.match(value):
-            raise ValueError(f"{value!r} is not a StorageClass name")
+        if value == "":
+            raise ValueError("must not be empty; remove the key to use the cluster's default StorageClass")
+        problem = kube.dns_subdomain_problem(value, "StorageClass name") if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
 
@@ -215,15 +282,16 @@ class SecretKeyRef(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not DNS_SUBDOMAIN.match(value):
-            raise ValueError(f"{value!r} is not a Secret name (lowercase letters, digits, '-', '.')")
+        problem = kube.dns_subdomain_problem(value, "Secret name")
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("key")
     @classmethod
     def _key(cls, value: str) -> str:
-        if not SECRET_KEY_NAME.match(value):
-            raise ValueError(f"{value!r} is not a Secret key (letters, digits, '-', '_', '.')")
+        if not value or len(value) > 253 or not SECRET_KEY_NAME.match(value):
+            raise ValueError(f"{value!r} is not a Secret key; use letters, digits, '-', '_' and '.', e.g. url")
         return value
 
 
@@ -242,28 +310,26 @@ class DatabaseConfig(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> "DatabaseConfig":
         if self.type == "url" and self.url_secret is None:
-            raise ValueError(
-                "url_secret: required when database.type is 'url'; set database.url_secret.name "
-                "to the Secret holding the database URL"
-            )
+            raise at("url_secret", "required when database.type is 'url'; set database.url_secret.name "
+                     "to the Secret holding the database URL")
         if self.type == "sqlite" and self.url_secret is not None:
-            raise ValueError(
-                "url_secret: only used when database.type is 'url'; remove it or set database.type: url"
-            )
+            raise at("url_secret", "only used when database.type is 'url'; remove it or set database.type: url")
         return self
 
 
 class AuthConfig(StrictModel):
     enabled: bool = Field(
         False,
-        description="Require login (LANGFLOW_AUTO_LOGIN=false). Only the superuser adds users; "
-        "there is no self sign-up.",
+        description="Require login (LANGFLOW_AUTO_LOGIN=false). Off: no login at all, and anyone who "
+        "reaches the Service gets a superuser token from `/api/v1/auto_login`. Langflow lets anyone who "
+        "reaches it register (`POST /api/v1/users/`, no credentials needed); such accounts stay inactive "
+        "until the superuser activates them, unless `new_user_is_active` is on.",
     )
-    superuser: str = Field("langflow", description="Superuser name.")
+    superuser: str = Field("langflow", description="Superuser name (with auth on).")
     superuser_password: Optional[SecretStr] = Field(
         None,
-        description="Superuser password (set with `pulumi config set --secret --path "
-        "auth.superuser_password`). Unset: generated once, stable, exported as a secret.",
+        description="Superuser password, at least 12 characters, with auth on (set with `pulumi config "
+        "set --secret --path auth.superuser_password`). Unset: generated once, stable, exported as a secret.",
     )
     secret_key: Optional[SecretStr] = Field(
         None,
@@ -271,23 +337,30 @@ class AuthConfig(StrictModel):
         "32 bytes (a Fernet key). Unset: generated once and kept stable. Changing it logs "
         "everyone out and makes stored credentials unreadable. Used even with auth off.",
     )
-    new_user_is_active: bool = Field(False, description="New users are active without superuser approval.")
+    new_user_is_active: bool = Field(
+        False,
+        description="Accounts that register themselves are active at once, without the superuser's "
+        "approval. Anyone who reaches Langflow can register, so keep it off unless only trusted "
+        "people can reach it (behind single sign-on).",
+    )
     enable_superuser_cli: bool = Field(False, description="Allow `langflow superuser` inside the pod.")
-    access_token_expire_seconds: int = Field(3600, gt=0, description="Access token lifetime.")
-    refresh_token_expire_seconds: int = Field(604800, gt=0, description="Refresh token lifetime.")
+    access_token_expire_seconds: int = Field(
+        3600, gt=0, le=MAX_ACCESS_TOKEN_SECONDS, description="Access token lifetime (at most one day)."
+    )
+    refresh_token_expire_seconds: int = Field(
+        604800, gt=0, le=MAX_REFRESH_TOKEN_SECONDS, description="Refresh token lifetime (at most 365 days)."
+    )
 
     @field_validator("superuser")
     @classmethod
     def _superuser(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+        return _not_blank(value, "admin")
 
     @field_validator("superuser_password")
     @classmethod
     def _password(cls, value: Optional[SecretStr]) -> Optional[SecretStr]:
         if value is not None and len(value.get_secret_value()) < 12:
-            raise ValueError("must be at least 12 characters; or unset it to have one generated")
+            raise ValueError("must be at least 12 characters; or remove the key to have one generated")
         return value
 
     @field_validator("secret_key")
@@ -298,16 +371,17 @@ class AuthConfig(StrictModel):
                 "must be URL-safe base64 of exactly 32 bytes, or Langflow fails with 'Fernet key "
                 "must be 32 url-safe base64-encoded bytes'; generate one with: python3 -c "
                 "\"import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())\" "
-                "or unset it to have one generated"
+                "or remove the key to have one generated"
             )
         return value
 
     @model_validator(mode="after")
     def _lifetimes(self) -> "AuthConfig":
         if self.refresh_token_expire_seconds <= self.access_token_expire_seconds:
-            raise ValueError(
-                "refresh_token_expire_seconds: must be longer than access_token_expire_seconds "
-                f"({self.access_token_expire_seconds}), or users are logged out when the access token expires"
+            raise at(
+                "refresh_token_expire_seconds",
+                "must be longer than access_token_expire_seconds "
+                f"({self.access_token_expire_seconds}), or users are logged out when the access token expires",
             )
         return self
 
@@ -326,7 +400,9 @@ class FlowsConfig(StrictModel):
         "packed into a ConfigMap), `claim` (an existing PVC) or `none`.",
     )
     folder: str = Field(
-        "flows", description="With source `folder`: the folder, relative to the project root."
+        "flows",
+        description="With source `folder`: the folder, relative to the project root and inside it "
+        "(symlinks out of the project are refused: what deploys is what is in git).",
     )
     claim_name: Optional[str] = Field(
         None, description="With source `claim`: name of an existing PersistentVolumeClaim holding the flows."
@@ -340,26 +416,47 @@ class FlowsConfig(StrictModel):
         "one flow in the folder: that flow.",
     )
 
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        _not_blank(value, "flows")
+        if value.startswith("/") or ".." in re.split(r"[/\\]", value):
+            raise ValueError(f"{value!r}: give a folder inside the project, relative to its root, e.g. flows")
+        return value
+
     @field_validator("mount_path")
     @classmethod
     def _mount_path(cls, value: str) -> str:
-        if not value.startswith("/") or value.rstrip("/") in {"", "/app", "/tmp", "/app/data"}:
-            raise ValueError(f"{value!r}: use an absolute folder of its own, e.g. /app/flows")
-        return value
+        _not_blank(value, "/app/flows")
+        clash = [p for p in MANAGED_PATHS if kube.paths_overlap(p, value)]
+        if not value.startswith("/") or clash or kube.normal_path(value) in {"/", "/app"}:
+            reason = f"it overlaps {clash[0]}, which the program mounts" if clash else "it must be an absolute folder"
+            raise ValueError(f"{value!r}: {reason}; use an absolute folder of its own, e.g. /app/flows")
+        return kube.normal_path(value)
 
     @field_validator("claim_name")
     @classmethod
     def _claim(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and not DNS_SUBDOMAIN.match(value):
-            raise ValueError(f"{value!r} is not a PersistentVolumeClaim name")
+        problem = kube.dns_subdomain_problem(value, "PersistentVolumeClaim name") if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
+
+    @field_validator("default_flow")
+    @classmethod
+    def _default_flow(cls, value: Optional[str]) -> Optional[str]:
+        return value if value is None else _not_blank(value, "echo")
 
     @model_validator(mode="after")
     def _consistent(self) -> "FlowsConfig":
         if self.source == "claim" and not self.claim_name:
-            raise ValueError("claim_name: required when flows.source is 'claim'")
+            raise at("claim_name", "required when flows.source is 'claim'")
         if self.source != "claim" and self.claim_name:
-            raise ValueError("claim_name: only used when flows.source is 'claim'; remove it or set flows.source: claim")
+            raise at("claim_name", "only used when flows.source is 'claim'; remove it or set flows.source: claim")
+        if self.source != "folder" and "folder" in self.model_fields_set:
+            raise at("folder", "only used when flows.source is 'folder'; remove it or set flows.source: folder")
+        if self.source == "none" and "mount_path" in self.model_fields_set:
+            raise at("mount_path", "not used when flows.source is 'none'; remove it")
         return self
 
 
@@ -373,7 +470,7 @@ class RuntimeConfig(StrictModel):
         1, ge=1, le=16, description="Uvicorn workers per pod (LANGFLOW_WORKERS). More than one needs database.type url."
     )
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field("info", description="Log level.")
-    max_file_size_upload_mb: int = Field(100, ge=1, description="Largest upload accepted, in MB.")
+    max_file_size_upload_mb: int = Field(100, ge=1, le=10240, description="Largest upload accepted, in MB.")
 
 
 class ExtraEnvVar(StrictModel):
@@ -382,13 +479,16 @@ class ExtraEnvVar(StrictModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     name: str
     value: Optional[str] = None
-    value_from: Optional[dict[str, Any]] = Field(None, alias="valueFrom")
+    value_from: Optional[KubeObject] = Field(None, alias="valueFrom")
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         if not ENV_NAME.match(value):
-            raise ValueError(f"{value!r} is not an environment variable name")
+            raise ValueError(
+                f"{value!r} is not an environment variable name; use letters, digits and '_', "
+                "not starting with a digit, e.g. OPENAI_API_KEY"
+            )
         return value
 
     @model_validator(mode="after")
@@ -402,46 +502,19 @@ class ExtraEnvVar(StrictModel):
             "name": self.name, "valueFrom": self.value_from}
 
 
-class ExtraVolumeMount(StrictModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    name: str
-    mount_path: str = Field(alias="mountPath")
-    read_only: bool = Field(False, alias="readOnly")
-    sub_path: Optional[str] = Field(None, alias="subPath")
-
-    @field_validator("mount_path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"{value!r} must be an absolute path")
-        return value
-
-    def manifest(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "mountPath": self.mount_path, "readOnly": self.read_only}
-        if self.sub_path:
-            out["subPath"] = self.sub_path
-        return out
-
-
-class Toleration(StrictModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    key: Optional[str] = None
-    operator: Literal["Exists", "Equal"] = "Equal"
-    value: Optional[str] = None
-    effect: Optional[Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]] = None
-    toleration_seconds: Optional[int] = Field(None, alias="tolerationSeconds")
-
-    def manifest(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_none=True)
-
-
 class LangflowStackConfig(StrictModel):
     """Root of the stack configuration: one field per `langflow:<key>`."""
 
-    namespace: str = Field("langflow", description="Namespace for every object of this stack.")
+    namespace: str = Field(
+        "langflow",
+        description="Namespace for every object of this stack. `kube-*` namespaces are refused, and so is "
+        "`default` with `create_namespace` on.",
+    )
     create_namespace: bool = Field(
         True,
-        description="Create the namespace (labelled Pod Security `restricted`). Off: it must exist.",
+        description="Create the namespace (labelled Pod Security `restricted`, protected with the data "
+        "volume). A namespace that already exists and was not created by this stack is refused: set this "
+        "off to deploy into it as it is (it is then never relabelled or protected).",
     )
     name: str = Field(
         "langflow",
@@ -450,9 +523,11 @@ class LangflowStackConfig(StrictModel):
     image: ImageConfig = Field(default_factory=ImageConfig, description="The Langflow image.")
     replicas: int = Field(1, ge=1, le=20, description="Pod count. SQLite allows exactly one.")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Container resources.")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector.")
-    tolerations: list[Toleration] = Field(default_factory=list, description="Pod tolerations (Kubernetes form).")
-    affinity: dict[str, Any] = Field(
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector (label keys and values).")
+    tolerations: list[KubeObject] = Field(
+        default_factory=list, description="Pod tolerations (Kubernetes form: key, operator, value, effect)."
+    )
+    affinity: KubeObject = Field(
         default_factory=dict, description="Pod affinity (Kubernetes form: nodeAffinity, podAntiAffinity, ...)."
     )
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="The Langflow Service.")
@@ -463,115 +538,39 @@ class LangflowStackConfig(StrictModel):
     flows: FlowsConfig = Field(default_factory=FlowsConfig, description="Flows loaded at start-up.")
     extra_env: list[ExtraEnvVar] = Field(
         default_factory=list,
-        description="Extra container env (`name` with `value` or `valueFrom`), e.g. LLM API keys from Secrets.",
+        description="Extra container env (`name` with `value` or `valueFrom`), e.g. LLM API keys from "
+        "Secrets. Variables the program sets (see the README) are refused in any letter case, as "
+        "Langflow reads its settings case-insensitively.",
     )
-    extra_volumes: list[dict[str, Any]] = Field(
+    extra_volumes: list[KubeObject] = Field(
         default_factory=list,
         description="Extra pod volumes (Kubernetes form). Only the types Pod Security `restricted` allows.",
     )
-    extra_volume_mounts: list[ExtraVolumeMount] = Field(
-        default_factory=list, description="Extra container volume mounts (`name`, `mountPath`, `readOnly`, `subPath`)."
+    extra_volume_mounts: list[KubeObject] = Field(
+        default_factory=list,
+        description="Extra container volume mounts (Kubernetes form: `name`, `mountPath`, `readOnly`, `subPath`).",
     )
     labels: dict[str, str] = Field(default_factory=dict, description="Labels added to every object.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Annotations added to every object.")
 
-    @field_validator("namespace", "name")
+    @field_validator("namespace")
     @classmethod
-    def _dns_label(cls, value: str) -> str:
-        if not DNS_LABEL.match(value) or len(value) > 40:
+    def _namespace(cls, value: str) -> str:
+        problem = kube.dns_label_problem(value, "namespace name")
+        if problem:
+            raise ValueError(problem)
+        if value.startswith("kube-"):
             raise ValueError(
-                f"{value!r}: use at most 40 lowercase letters, digits and '-', starting with a letter"
+                f"{value!r} is reserved for Kubernetes' own components; Pod Security 'restricted' there "
+                "would stop system pods. Use a namespace of Langflow's own, e.g. langflow"
             )
         return value
 
-    @field_validator("extra_volumes")
+    @field_validator("name")
     @classmethod
-    def _extra_volumes(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for index, volume in enumerate(value):
-            name = volume.get("name")
-            if not isinstance(name, str) or not DNS_LABEL.match(name):
-                raise ValueError(f"[{index}].name: every volume needs a name (lowercase letters, digits, '-')")
-            sources = set(volume) - {"name"}
-            if len(sources) != 1:
-                raise ValueError(f"[{index}]: volume {name!r} needs exactly one source, e.g. secret or configMap")
-            (source,) = sources
-            if source not in RESTRICTED_VOLUME_TYPES:
-                raise ValueError(
-                    f"[{index}]: volume {name!r} is a {source} volume, not allowed under Pod Security "
-                    f"'restricted'; use one of {', '.join(sorted(RESTRICTED_VOLUME_TYPES))}"
-                )
+    def _name(cls, value: str) -> str:
+        if not kube.DNS_LABEL.match(value) or not value[:1].isalpha() or len(value) > 40:
+            raise ValueError(
+                f"{value!r}: use at most 40 lowercase letters, digits and '-', starting with a letter, e.g. langflow"
+            )
         return value
-
-
-
-def stack_problems(config: LangflowStackConfig) -> list[str]:
-    """Rules that span several keys, checked once every key is valid on its own.
-
-    Each problem starts with the key path to change.
-    """
-    # Imported here: what the program manages is decided next to the workload spec.
-    from components.langflow_spec import ENV_SOURCE, MANAGED_VOLUMES, managed_env_names, managed_mount_paths
-
-    problems: list[str] = []
-    rwo = config.storage.enabled and config.storage.access_mode != "ReadWriteMany"
-    if config.database.type == "sqlite":
-        if config.replicas != 1:
-            problems.append(
-                "replicas: SQLite allows exactly one replica; set replicas: 1 or database.type: url"
-            )
-        if config.runtime.workers != 1:
-            problems.append("runtime.workers: SQLite allows one worker; set runtime.workers: 1 or database.type: url")
-        if not config.storage.enabled:
-            problems.append(
-                "storage.enabled: SQLite keeps its database on the data volume; without it every "
-                "restart loses all flows and users. Set storage.enabled: true"
-            )
-    elif config.replicas > 1 and rwo:
-        problems.append(
-            "storage.access_mode: more than one replica cannot share a "
-            f"{config.storage.access_mode} volume; use ReadWriteMany, or storage.enabled: false"
-        )
-    if config.service.type != "ClusterIP" and not config.auth.enabled:
-        problems.append(
-            f"service.type: {config.service.type} exposes Langflow outside the cluster while "
-            "auth.enabled is false, so anyone reaching it can run code; set auth.enabled: true "
-            "or service.type: ClusterIP"
-        )
-    if config.auth.enabled and config.flows.source != "none" and _version_before(config.image.tag, (1, 6)):
-        problems.append(
-            f"image.tag: Langflow {config.image.tag} skips loading flows when auth is on "
-            "(fixed in 1.6.0); use 1.6.0 or later"
-        )
-    managed_env = managed_env_names(config)
-    extra_names = [env.name for env in config.extra_env]
-    for index, name in enumerate(extra_names):
-        if name in managed_env:
-            source = ENV_SOURCE.get(name, "a fixed setting")
-            problems.append(f"extra_env[{index}].name: {name} is set by this program from {source}; change that instead")
-        elif extra_names.index(name) != index:
-            problems.append(f"extra_env[{index}].name: {name} is already set by extra_env[{extra_names.index(name)}]")
-    volume_names = [volume["name"] for volume in config.extra_volumes]
-    for name in sorted({n for n in volume_names if volume_names.count(n) > 1 or n in MANAGED_VOLUMES}):
-        problems.append(f"extra_volumes: volume name {name!r} is used twice or by the program; rename it")
-    for index, mount in enumerate(config.extra_volume_mounts):
-        if mount.name not in volume_names:
-            problems.append(
-                f"extra_volume_mounts[{index}].name: no extra volume named {mount.name!r}; add it to extra_volumes"
-            )
-        managed = [p for p in managed_mount_paths(config) if _overlaps(p, mount.mount_path)]
-        if managed:
-            problems.append(
-                f"extra_volume_mounts[{index}].mountPath: {mount.mount_path} overlaps {managed[0]}, "
-                "which the program mounts; choose another path"
-            )
-    return problems
-
-
-def _overlaps(a: str, b: str) -> bool:
-    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
-    return a.startswith(b) or b.startswith(a)
-
-
-def _version_before(tag: str, minimum: tuple[int, int]) -> bool:
-    match = re.match(r"^v?(\d+)\.(\d+)", tag)
-    return bool(match) and (int(match.group(1)), int(match.group(2))) < minimum

@@ -34,7 +34,9 @@ runtime:
 
 
 def _unwrap(annotation: Any) -> Any:
-    """Optional[X] -> X."""
+    """Optional[X] -> X, Annotated[X, ...] -> X."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) is typing.Union and len(args) == 1:
         return args[0]

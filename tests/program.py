@@ -102,8 +102,31 @@ def pulumi_config_env(values: dict[str, Any]) -> str:
     return json.dumps({f"langflow:{k}": text(v) for k, v in values.items()})
 
 
-def run_program(values: dict[str, Any], stack: str = "test") -> ProgramRun:
+class FakeCluster:
+    """What the program reads from the cluster: the namespaces that exist, with their metadata."""
+
+    def __init__(self, namespaces: Optional[dict[str, dict[str, Any]]] = None):
+        self.namespaces = namespaces or {}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "FakeCluster":  # stands in for the KubeconfigCluster class
+        return self
+
+    def namespace(self, name: str) -> Optional[dict[str, Any]]:
+        return self.namespaces.get(name)
+
+
+def run_program(
+    values: dict[str, Any],
+    stack: str = "test",
+    project_dir: Optional[Path] = None,
+    cluster: Optional[FakeCluster] = None,
+) -> ProgramRun:
+    """Run __main__.py under mocks; `project_dir` gets a copy of it, to hold flows of its own."""
     run = ProgramRun()
+    main = ROOT / "__main__.py"
+    if project_dir is not None:
+        main = project_dir / "__main__.py"
+        main.write_text((ROOT / "__main__.py").read_text())
     previous = os.environ.get("PULUMI_CONFIG")
     os.environ["PULUMI_CONFIG"] = pulumi_config_env(values)
     try:
@@ -126,8 +149,10 @@ def run_program(values: dict[str, Any], stack: str = "test") -> ProgramRun:
 
         @pulumi.runtime.test
         def program():
-            with patch.object(pulumi, "export", record_export), patch.object(pulumi.Resource, "__init__", record_options):
-                runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+            with patch.object(pulumi, "export", record_export), \
+                    patch.object(pulumi.Resource, "__init__", record_options), \
+                    patch("settings.cluster.KubeconfigCluster", cluster or FakeCluster()):
+                runpy.run_path(str(main), run_name="__main__")
             return pulumi.Output.from_input(asyncio.ensure_future(resolve_exports()))
 
         try:

@@ -11,6 +11,7 @@ from settings import ConfigError, load_settings
 from settings.loader import decode_value, parse_config, project_values
 
 GOOD_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode()
+URL_DB = {"database": {"type": "url", "url_secret": {"name": "langflow-db"}}}
 
 
 def problems(values: dict) -> list[str]:
@@ -25,6 +26,15 @@ def only_problem(values: dict) -> str:
     return found[0]
 
 
+def assert_refused(values: dict, key: str, *fragments: str) -> str:
+    """Exactly one problem, about `key`, saying each fragment."""
+    message = only_problem(values)
+    assert message.startswith(f"langflow:{key}: "), message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
 def test_defaults_are_valid_and_safe():
     config = parse_config({})
     assert config.image.tag == "1.6.4"
@@ -33,13 +43,6 @@ def test_defaults_are_valid_and_safe():
     assert config.auth.enabled is False and config.auth.superuser == "langflow"
     assert (config.auth.access_token_expire_seconds, config.auth.refresh_token_expire_seconds) == (3600, 604800)
     assert config.auth.new_user_is_active is False and config.auth.enable_superuser_cli is False
-
-
-@pytest.mark.parametrize("tag", ["latest", "LATEST", "main", "nightly", "stable"])
-def test_moving_tags_are_rejected_with_the_reason(tag):
-    message = only_problem({"image": {"tag": tag}})
-    assert message.startswith("langflow:image.tag:")
-    assert "moving tag" in message and "pin a version" in message
 
 
 @pytest.mark.parametrize(
@@ -51,59 +54,123 @@ def test_moving_tags_are_rejected_with_the_reason(tag):
         ({"image": {"registry": "https://registry.example.com"}}, "image.registry", "no scheme"),
         ({"image": {"repository": "Langflow/Langflow:1.6"}}, "image.repository", "without tag"),
         ({"image": {"pull_policy": "Sometimes"}}, "image.pull_policy", "'IfNotPresent', 'Always' or 'Never'"),
-        ({"image": {"pull_secrets": ["Bad_Name"]}}, "image.pull_secrets", "not a Secret name"),
+        ({"image": {"pull_secrets": ["Bad_Name"]}}, "image.pull_secrets[0]", "not a valid Secret name"),
+        ({"image": {"pull_secrets": ["a", "a"]}}, "image.pull_secrets[1]", "listed twice"),
         ({"image": {"tga": "1.6.4"}}, "image.tga", "unknown key"),
         ({"imagee": {}}, "imagee", "unknown key"),
-        ({"replicas": 0}, "replicas", "greater than or equal to 1"),
+        ({"replicas": 0}, "replicas", "must be at least 1"),
+        ({"replicas": 21}, "replicas", "must be at most 20"),
         ({"replicas": "two"}, "replicas", "whole number"),
-        ({"resources": {"requests": {"cpu": "lots"}}}, "resources.requests.cpu", "not a quantity"),
+        ({"resources": {"requests": {"cpu": "lots"}}}, "resources.requests.cpu", "not a Kubernetes quantity"),
         ({"resources": {"limits": {"gpu": "1"}}}, "resources.limits.gpu", "unknown resource"),
         ({"service": {"type": "Ingress"}}, "service.type", "'ClusterIP', 'NodePort' or 'LoadBalancer'"),
-        ({"service": {"port": 70000}}, "service.port", "less than or equal to 65535"),
-        ({"storage": {"size": "1Gb"}}, "storage.size", "not a storage size"),
-        ({"storage": {"size": "500m"}}, "storage.size", "not a storage size"),
-        ({"storage": {"storage_class": "Fast SSD"}}, "storage.storage_class", "not a StorageClass name"),
+        ({"service": {"port": 70000}}, "service.port", "at most 65535"),
+        ({"storage": {"size": "1Gb"}}, "storage.size", "not a Kubernetes quantity"),
+        ({"storage": {"storage_class": "Fast SSD"}}, "storage.storage_class", "not a valid StorageClass name"),
         ({"storage": {"access_mode": "ReadOnlyMany"}}, "storage.access_mode", "ReadWriteOnce"),
         ({"database": {"type": "url"}}, "database.url_secret", "required when database.type is 'url'"),
         ({"database": {"url_secret": {"name": "db"}}}, "database.url_secret", "only used when database.type is 'url'"),
-        ({"database": {"type": "url", "url_secret": {"name": "DB"}}}, "database.url_secret.name", "not a Secret name"),
+        ({"database": {"type": "url", "url_secret": {"name": "DB"}}}, "database.url_secret.name", "not a valid Secret name"),
         ({"database": {"type": "url", "url_secret": {"name": "db", "key": "a b"}}}, "database.url_secret.key", "not a Secret key"),
         ({"database": {"type": "url", "url_secret": {}}}, "database.url_secret.name", "required"),
         ({"database": {"type": "mysql"}}, "database.type", "'sqlite' or 'url'"),
         ({"auth": {"enabled": "maybe"}}, "auth.enabled", "true or false"),
-        ({"auth": {"superuser": "  "}}, "auth.superuser", "must not be empty"),
-        ({"auth": {"superuser_password": "short"}}, "auth.superuser_password", "at least 12 characters"),
+        ({"auth": {"enabled": True, "superuser_password": "short"}}, "auth.superuser_password", "at least 12 characters"),
         ({"auth": {"secret_key": "a" * 32}}, "auth.secret_key", "URL-safe base64 of exactly 32 bytes"),
         ({"auth": {"secret_key": base64.urlsafe_b64encode(b"x" * 16).decode()}}, "auth.secret_key", "exactly 32 bytes"),
-        ({"auth": {"access_token_expire_seconds": 0}}, "auth.access_token_expire_seconds", "greater than 0"),
+        ({"auth": {"access_token_expire_seconds": 0}}, "auth.access_token_expire_seconds", "must be more than 0"),
         ({"auth": {"refresh_token_expire_seconds": 60}}, "auth.refresh_token_expire_seconds", "longer than access_token_expire_seconds"),
         ({"flows": {"source": "git"}}, "flows.source", "'none', 'folder' or 'claim'"),
         ({"flows": {"source": "claim"}}, "flows.claim_name", "required when flows.source is 'claim'"),
         ({"flows": {"claim_name": "flows"}}, "flows.claim_name", "only used when flows.source is 'claim'"),
-        ({"flows": {"source": "claim", "claim_name": "Flows!"}}, "flows.claim_name", "not a PersistentVolumeClaim name"),
+        ({"flows": {"source": "claim", "claim_name": "Flows!"}}, "flows.claim_name", "not a valid PersistentVolumeClaim name"),
         ({"flows": {"mount_path": "flows"}}, "flows.mount_path", "absolute folder"),
-        ({"flows": {"mount_path": "/app/data"}}, "flows.mount_path", "of its own"),
-        ({"runtime": {"workers": 0}}, "runtime.workers", "greater than or equal to 1"),
+        ({"flows": {"mount_path": "/app/data"}}, "flows.mount_path", "overlaps /app/data"),
+        ({"flows": {"mount_path": "/app/./data/flows"}}, "flows.mount_path", "overlaps /app/data"),
+        ({"flows": {"mount_path": "/"}}, "flows.mount_path", "of its own"),
+        ({"flows": {"source": "none", "folder": "flows"}}, "flows.folder", "only used when flows.source is 'folder'"),
+        ({"runtime": {"workers": 0}}, "runtime.workers", "at least 1"),
         ({"runtime": {"log_level": "verbose"}}, "runtime.log_level", "'debug'"),
-        ({"runtime": {"max_file_size_upload_mb": 0}}, "runtime.max_file_size_upload_mb", "greater than or equal to 1"),
+        ({"runtime": {"max_file_size_upload_mb": 0}}, "runtime.max_file_size_upload_mb", "at least 1"),
         ({"namespace": "Langflow_Prod"}, "namespace", "lowercase letters"),
         ({"name": "x" * 41}, "name", "at most 40"),
-        ({"tolerations": [{"key": "gpu", "operator": "Maybe"}]}, "tolerations[0].operator", "'Exists' or 'Equal'"),
-        ({"tolerations": [{"key": "gpu", "effect": "NoRun"}]}, "tolerations[0].effect", "NoSchedule"),
+        ({"name": "1langflow"}, "name", "starting with a letter"),
         ({"extra_env": [{"name": "1BAD", "value": "x"}]}, "extra_env[0].name", "not an environment variable name"),
         ({"extra_env": [{"name": "A"}]}, "extra_env[0]", "exactly one of value or valueFrom"),
         ({"extra_env": [{"name": "A", "value": "1", "valueFrom": {}}]}, "extra_env[0]", "exactly one of value or valueFrom"),
-        ({"extra_volumes": [{"secret": {"secretName": "x"}}]}, "extra_volumes[0].name", "needs a name"),
-        ({"extra_volumes": [{"name": "x"}]}, "extra_volumes[0]", "exactly one source"),
-        ({"extra_volumes": [{"name": "host", "hostPath": {"path": "/"}}]}, "extra_volumes[0]", "not allowed under Pod Security"),
-        ({"extra_volume_mounts": [{"name": "x", "mountPath": "rel"}]}, "extra_volume_mounts[0].mountPath", "absolute path"),
+        ({"extra_env": [{"name": "A", "value": 1}]}, "extra_env[0].value", "quote it"),
         ({"labels": ["a"]}, "labels", "mapping"),
     ],
 )
 def test_single_key_rules_name_the_key(values, key, fragment):
-    message = only_problem(values)
-    assert message.startswith(f"langflow:{key}:"), message
-    assert fragment in message, message
+    assert_refused(values, key, fragment)
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "fragment"),
+    [
+        # Empty strings get the key and a fix, never a bare type error.
+        ({"namespace": ""}, "namespace", "required"),
+        ({"name": ""}, "name", "e.g. langflow"),
+        ({"image": {"repository": ""}}, "image.repository", "e.g. langflowai/langflow"),
+        ({"image": {"tag": ""}}, "image.tag", "use a version such as 1.6.4"),
+        ({"image": {"registry": ""}}, "image.registry", "registry.internal:5000"),
+        ({"image": {"digest": ""}}, "image.digest", "remove the key"),
+        ({"image": {"pull_secrets": [""]}}, "image.pull_secrets[0]", "required"),
+        ({"auth": {"superuser": "  ", "enabled": True}}, "auth.superuser", "must not be empty"),
+        ({"storage": {"storage_class": ""}}, "storage.storage_class", "remove the key"),
+        ({"storage": {"size": ""}}, "storage.size", "write e.g."),
+        ({"flows": {"folder": ""}}, "flows.folder", "must not be empty"),
+        ({"flows": {"mount_path": ""}}, "flows.mount_path", "must not be empty"),
+        ({"flows": {"default_flow": ""}}, "flows.default_flow", "must not be empty"),
+        ({"database": {"type": "url", "url_secret": {"name": ""}}}, "database.url_secret.name", "required"),
+        ({"database": {"type": "url", "url_secret": {"name": "db", "key": ""}}}, "database.url_secret.key", "e.g. url"),
+        ({"extra_env": [{"name": "", "value": "x"}]}, "extra_env[0].name", "e.g. OPENAI_API_KEY"),
+        ({"resources": {"limits": {"memory": ""}}}, "resources.limits.memory", "write e.g."),
+    ],
+)
+def test_empty_strings_name_the_key_and_the_fix(values, key, fragment):
+    assert_refused(values, key, fragment)
+
+
+@pytest.mark.parametrize(
+    "tag", ["latest", "LATEST", "main", "master", "dev", "develop", "edge", "nightly", "stable", "nightly-2025-01-01",
+            "1.6", "1", "v1.6", "1.6.4-latest", "1.6.x", "canary", "head"])
+def test_moving_tags_are_rejected_with_the_reason(tag):
+    message = assert_refused({"image": {"tag": tag}}, "image.tag", "moving tag", "pin a version")
+    assert repr(tag) in message
+
+
+@pytest.mark.parametrize("tag", ["1.6.4", "v1.6.4", "1.13.0", "1.6.4-custom.2", "1.7.0.dev26", "1.6.4_offline"])
+def test_version_tags_are_accepted(tag):
+    assert parse_config({"image": {"tag": tag}}).image.tag == tag
+
+
+def test_tags_before_1_6_are_refused():
+    assert_refused({"image": {"tag": "1.5.0"}}, "image.tag", "1.6.0 and later")
+
+
+@pytest.mark.parametrize("registry", ["registry", "myregistry", "harbor"])
+def test_a_registry_that_runtimes_read_as_a_docker_hub_path_is_refused(registry):
+    assert_refused({"image": {"registry": registry}}, "image.registry", "Docker Hub", "full host name")
+
+
+@pytest.mark.parametrize("registry", ["registry.internal", "registry:5000", "localhost", "10.0.0.5:5000"])
+def test_registry_hosts_are_accepted(registry):
+    assert parse_config({"image": {"registry": registry}}).image.registry == registry
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"access_token_expire_seconds": 10**12, "refresh_token_expire_seconds": 10**13}, "auth.access_token_expire_seconds"),
+        ({"refresh_token_expire_seconds": 10**11}, "auth.refresh_token_expire_seconds"),
+        ({"access_token_expire_seconds": 2**63}, "auth.access_token_expire_seconds"),
+    ],
+)
+def test_token_lifetimes_have_a_sane_upper_bound(values, key):
+    found = problems({"auth": values})
+    assert any(p.startswith(f"langflow:{key}: must be at most") for p in found), found
 
 
 @pytest.mark.parametrize(
@@ -112,35 +179,17 @@ def test_single_key_rules_name_the_key(values, key, fragment):
         ({"replicas": 2}, "replicas", "SQLite allows exactly one replica"),
         ({"runtime": {"workers": 2}}, "runtime.workers", "SQLite allows one worker"),
         ({"storage": {"enabled": False}}, "storage.enabled", "SQLite keeps its database on the data volume"),
-        (
-            {"replicas": 2, "database": {"type": "url", "url_secret": {"name": "db"}}},
-            "storage.access_mode", "use ReadWriteMany",
-        ),
+        ({"replicas": 2, **URL_DB}, "storage.access_mode", "use ReadWriteMany"),
         ({"service": {"type": "LoadBalancer"}}, "service.type", "set auth.enabled: true"),
         ({"service": {"type": "NodePort"}}, "service.type", "set auth.enabled: true"),
-        ({"auth": {"enabled": True}, "image": {"tag": "1.5.0"}}, "image.tag", "use 1.6.0 or later"),
-        ({"extra_env": [{"name": "LANGFLOW_DATABASE_URL", "value": "x"}]}, "extra_env[0].name", "from database"),
-        ({"extra_env": [{"name": "LANGFLOW_SECRET_KEY", "value": "x"}]}, "extra_env[0].name", "auth.secret_key"),
-        ({"extra_env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}, "extra_env[1].name", "already set by extra_env[0]"),
-        (
-            {"extra_volumes": [{"name": "data", "emptyDir": {}}]},
-            "extra_volumes", "used twice or by the program",
-        ),
-        (
-            {"extra_volumes": [{"name": "a", "emptyDir": {}}, {"name": "a", "emptyDir": {}}]},
-            "extra_volumes", "used twice",
-        ),
-        ({"extra_volume_mounts": [{"name": "nope", "mountPath": "/x"}]}, "extra_volume_mounts[0].name", "no extra volume named 'nope'"),
-        (
-            {"extra_volumes": [{"name": "a", "emptyDir": {}}], "extra_volume_mounts": [{"name": "a", "mountPath": "/app/flows/x"}]},
-            "extra_volume_mounts[0].mountPath", "overlaps /app/flows",
-        ),
+        ({"auth": {"superuser_password": "a-long-password"}}, "auth.superuser_password", "only used when auth.enabled is true"),
+        ({"auth": {"superuser": "admin"}}, "auth.superuser", "only used when auth.enabled is true"),
+        ({"extra_volumes": [{"name": "a", "emptyDir": {}}], "extra_volume_mounts": [{"name": "a", "mountPath": "/app/flows/x"}]},
+         "extra_volume_mounts[0].mountPath", "overlaps /app/flows"),
     ],
 )
 def test_cross_key_rules_name_the_key_to_change(values, key, fragment):
-    message = only_problem(values)
-    assert message.startswith(f"langflow:{key}:"), message
-    assert fragment in message, message
+    assert_refused(values, key, fragment)
 
 
 def test_every_problem_is_reported_at_once():
@@ -149,19 +198,43 @@ def test_every_problem_is_reported_at_once():
     assert "4 problems" in str(ConfigError(found))
 
 
+def test_field_errors_do_not_hide_rule_errors():
+    # A bad tag (field), a label (several in one key) and SQLite with two workers (across keys), together.
+    found = problems({
+        "image": {"tag": "latest"},
+        "labels": {"ok": "x" * 64, "bad key!": "v"},
+        "runtime": {"workers": 2},
+        "extra_env": [{"name": "langflow_secret_key", "value": "plain"}],
+    })
+    keys = [p.split(": ")[0] for p in found]
+    assert keys == [
+        "langflow:image.tag", "langflow:extra_env[0].name", "langflow:labels.ok", 'langflow:labels["bad key!"]',
+        "langflow:runtime.workers",
+    ], found
+
+
+def test_a_rule_about_a_broken_key_stays_silent():
+    # database is invalid: the replica rule, which depends on it, must not guess.
+    found = problems({"replicas": 2, "database": {"type": "url"}})
+    assert [p.split(": ")[0] for p in found] == ["langflow:database.url_secret"], found
+
+
 def test_valid_combinations_pass():
     config = parse_config({
         "replicas": 3,
-        "database": {"type": "url", "url_secret": {"name": "langflow-db"}},
+        **URL_DB,
         "storage": {"access_mode": "ReadWriteMany"},
         "runtime": {"workers": 2},
-        "service": {"type": "LoadBalancer"},
+        "service": {"type": "LoadBalancer", "annotations": {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}},
         "auth": {"enabled": True, "secret_key": GOOD_KEY, "superuser_password": "a-long-password"},
         "extra_volumes": [{"name": "certs", "secret": {"secretName": "ca"}}],
         "extra_volume_mounts": [{"name": "certs", "mountPath": "/etc/certs", "readOnly": True}],
         "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        "labels": {"example.com/team": "ml", "cost-center": ""},
+        "resources": {"requests": {"cpu": 1, "memory": "1.5Gi"}, "limits": {"cpu": 2.5, "memory": "3Gi"}},
     })
     assert config.auth.secret_key.get_secret_value() == GOOD_KEY
+    assert config.resources.requests["cpu"] == "1" and config.resources.limits["cpu"] == "2.5"
     assert "a-long-password" not in repr(config)  # secrets never show in logs or errors
 
 
@@ -188,3 +261,17 @@ def test_load_settings_combines_config_and_flows(tmp_path: Path):
     assert settings.flows == [] and settings.default_flow is None
     settings = load_settings({"flows": {"source": "claim", "claim_name": "f", "default_flow": "x"}}, tmp_path)
     assert settings.default_flow == "x"
+
+
+def test_config_and_flow_problems_come_together(tmp_path: Path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "broken.json").write_text("{")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"image": {"tag": "latest"}, "replicas": 2}, tmp_path)
+    keys = [p.split(": ")[0] for p in caught.value.problems]
+    assert keys == ["langflow:image.tag", "langflow:replicas", "flows/broken.json"], caught.value.problems
+
+
+def test_new_users_active_with_login_on_is_a_warning(tmp_path: Path):
+    settings = load_settings({"auth": {"enabled": True, "new_user_is_active": True}, "flows": {"source": "none"}}, tmp_path)
+    assert any("anyone who reaches Langflow can register" in w for w in settings.warnings)

@@ -69,10 +69,6 @@ def test_env_with_login_on_and_database_url():
     assert env["OPENAI_API_KEY"] == {"secretKeyRef": {"name": "llm", "key": "openai"}}
 
 
-def test_every_env_source_hint_names_env_the_program_sets():
-    assert set(spec.ENV_SOURCE) <= spec.managed_env_names(parse_config({"auth": {"enabled": True}}))
-
-
 def test_probes():
     probes = spec.probes()
     assert probes["livenessProbe"]["httpGet"]["path"] == "/health"
@@ -128,7 +124,8 @@ def test_several_replicas_prefer_different_nodes_unless_affinity_is_given():
     term = spread["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert spec.affinity(parse_config({})) == {}
-    given = {"nodeAffinity": {"x": 1}}
+    given = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "preference": {"matchExpressions": [{"key": "pool", "operator": "Exists"}]}}]}}
     assert spec.affinity(parse_config({**URL_DB, "replicas": 2, "storage": {"enabled": False}, "affinity": given})) == given
 
 
@@ -205,8 +202,9 @@ def test_data_claim_has_a_fixed_name():
 
 
 def test_namespace_enforces_pod_security_restricted():
-    labels = spec.namespace_manifest("lf", {"a": "b"})["labels"]
-    assert labels["pod-security.kubernetes.io/enforce"] == "restricted" and labels["a"] == "b"
+    metadata = spec.namespace_manifest("lf", {"a": "b"}, "langflow/dev")
+    assert metadata["labels"]["pod-security.kubernetes.io/enforce"] == "restricted" and metadata["labels"]["a"] == "b"
+    assert metadata["annotations"] == {"langflow.org/stack": "langflow/dev"}  # who created it
 
 
 def test_flows_config_map_is_left_to_pulumi_to_name():

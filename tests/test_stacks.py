@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.program import FAKE_PASSWORD, ROOT, run_program, stack_values
+from tests.program import FAKE_PASSWORD, ROOT, FakeCluster, run_program, stack_values
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
@@ -127,14 +127,14 @@ def test_latest_fails_either_stack_before_anything_is_registered(stack):
     assert run.resources == []
 
 
-def test_a_changed_flow_rolls_the_pods(tmp_path: Path, monkeypatch):
-    values = {**stack_values("dev"), "flows": {"source": "folder", "folder": str(tmp_path)}}
-    shutil.copy(ROOT / "flows" / "echo.json", tmp_path / "echo.json")
-    before = run_program(values, "dev")
-    flow = json.loads((tmp_path / "echo.json").read_text())
+def test_a_changed_flow_rolls_the_pods(tmp_path: Path):
+    values = stack_values("dev")
+    shutil.copytree(ROOT / "flows", tmp_path / "flows")
+    before = run_program(values, "dev", project_dir=tmp_path)
+    flow = json.loads((tmp_path / "flows" / "echo.json").read_text())
     flow["description"] = "changed"
-    (tmp_path / "echo.json").write_text(json.dumps(flow))
-    after = run_program(values, "dev")
+    (tmp_path / "flows" / "echo.json").write_text(json.dumps(flow))
+    after = run_program(values, "dev", project_dir=tmp_path)
     template = lambda run: run.one(DEPLOYMENT).inputs["spec"]["template"]  # noqa: E731
     assert template(before) != template(after)
     name = lambda run: run.named(CONFIG_MAP, "langflow-flows").state["metadata"]["name"]  # noqa: E731
@@ -142,10 +142,49 @@ def test_a_changed_flow_rolls_the_pods(tmp_path: Path, monkeypatch):
 
 
 def test_a_bad_flow_stops_the_run_naming_the_file(tmp_path: Path):
-    (tmp_path / "broken.json").write_text('{"name": "x", "data": {"nodes": [], "edges": [{"source": "a", "target": "b"}]}}')
-    run = run_program({**stack_values("dev"), "flows": {"folder": str(tmp_path)}}, "dev")
-    assert run.error is not None and "broken.json: data.edges[0]: source 'a' is not a node" in str(run.error)
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "broken.json").write_text(
+        '{"name": "x", "endpoint_name": "x", "data": {"nodes": [], "edges": [{"source": "a", "target": "b"}]}}')
+    run = run_program(stack_values("dev"), "dev", project_dir=tmp_path)
+    assert run.error is not None and "flows/broken.json: data.edges[0]: source 'a' is not a node" in str(run.error)
     assert run.resources == []
+
+
+def test_config_and_flow_problems_fail_the_run_together(tmp_path: Path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "broken.json").write_bytes(b"\xff")
+    values = {**stack_values("prod"), "replicas": 2, "extra_env": [{"name": "langflow_auto_login", "value": "true"}]}
+    run = run_program(values, "prod", project_dir=tmp_path)
+    message = str(run.error)
+    assert "3 problems" in message and "Traceback" not in message
+    for expected in ("langflow:replicas: SQLite allows exactly one replica",
+                     "langflow:extra_env[0].name: langflow_auto_login is read by Langflow as LANGFLOW_AUTO_LOGIN",
+                     "flows/broken.json: is not UTF-8"):
+        assert expected in message, message
+    assert run.resources == []
+
+
+def test_an_existing_namespace_of_someone_else_is_never_adopted():
+    cluster = FakeCluster({"langflow-dev": {"labels": {"team": "other"}, "annotations": {}}})
+    run = run_program(stack_values("dev"), "dev", cluster=cluster)
+    assert "langflow:namespace: namespace 'langflow-dev' already exists and was not created by this stack" in str(run.error)
+    assert run.resources == []
+    # Used as it is, it is neither labelled nor protected: no Namespace resource at all.
+    run = run_program({**stack_values("dev"), "create_namespace": False}, "dev", cluster=cluster)
+    assert run.error is None, run.error
+    assert run.of_type(NAMESPACE) == []
+
+
+def test_the_namespace_this_stack_created_is_kept():
+    created = {"labels": {}, "annotations": {"langflow.org/stack": "langflow/dev"}}
+    run = run_program(stack_values("dev"), "dev", cluster=FakeCluster({"langflow-dev": created}))
+    assert run.error is None, run.error
+    assert run.one(NAMESPACE).inputs["metadata"]["annotations"] == {"langflow.org/stack": "langflow/dev"}
+
+
+def test_a_namespace_to_use_as_it_is_must_exist():
+    run = run_program({**stack_values("dev"), "create_namespace": False}, "dev")
+    assert "langflow:create_namespace: false, but namespace 'langflow-dev' does not exist" in str(run.error)
 
 
 def test_data_volume_and_its_namespace_are_protected(dev):

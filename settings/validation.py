@@ -1,0 +1,349 @@
+"""Every rule beyond one value's own type, in one place, all reported at once.
+
+The loader validates the model first. Sections that failed are left out and
+marked unchecked; then every rule here runs against what is valid. A rule
+that reads an unchecked section is skipped, so one mistake never hides
+another and never causes a misleading follow-up message.
+
+Each rule yields `(key_path, message)`: the key to change, then what is
+wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable, Iterable, Iterator
+
+from settings import kube
+from settings.managed import MANAGED_PATHS, MANAGED_VOLUMES, managed_env_source
+from settings.model import LangflowStackConfig
+
+Problem = tuple[str, str]
+
+# Pod Security "restricted" allows only these volume sources.
+RESTRICTED_VOLUME_TYPES = (
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret",
+)
+# Labels the program sets itself; selectors and Pod Security depend on them.
+RESERVED_LABEL_KEYS = (
+    "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/part-of", "app.kubernetes.io/version",
+)
+RESERVED_LABEL_PREFIXES = ("pod-security.kubernetes.io/",)
+# Annotations that steer Pulumi (awaits, patching) or carry the program's own records.
+RESERVED_ANNOTATION_PREFIXES = ("pulumi.com/", "langflow.org/")
+# Namespaces every cluster has: creating one would adopt it.
+PRESET_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+MIN_MEMORY_LIMIT = kube.parse_quantity("1Gi")
+MIN_STORAGE = kube.parse_quantity("100Mi")
+TOLERATION_OPERATORS = ("Exists", "Equal")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
+
+
+class Unchecked(Exception):
+    """A rule read a config section that failed validation: the rule is skipped."""
+
+
+class PartialConfig:
+    """The valid part of a config; reading a section that failed raises Unchecked."""
+
+    def __init__(self, config: LangflowStackConfig, failed: Iterable[str]):
+        self._config, self._failed = config, frozenset(failed)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._failed:
+            raise Unchecked(name)
+        return getattr(self._config, name)
+
+    def section_valid(self, name: str) -> bool:
+        return name not in self._failed
+
+    def whole(self) -> LangflowStackConfig:
+        """The validated config; only when every section is valid."""
+        assert not self._failed, f"unchecked sections: {sorted(self._failed)}"
+        return self._config
+
+
+def _under(key: str, problems: Iterable[Problem]) -> list[Problem]:
+    return [(key + sub if sub.startswith(("[", ".")) or not sub else f"{key}.{sub}", message)
+            for sub, message in problems]
+
+
+# --- one key, several problems -------------------------------------------------------
+
+def labels_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    yield from _under("labels", kube.label_problems(config.labels))
+    for key in config.labels:
+        if key in RESERVED_LABEL_KEYS or key.startswith(RESERVED_LABEL_PREFIXES):
+            yield (f"labels{kube.key_path(key)}",
+                   "set by the program itself (selectors and Pod Security depend on it); remove it")
+
+
+def _annotations(key: str, annotations: dict[str, str]) -> Iterator[Problem]:
+    yield from _under(key, kube.annotation_problems(annotations))
+    for name in annotations:
+        if name.lower().startswith(RESERVED_ANNOTATION_PREFIXES):
+            yield (f"{key}{kube.key_path(name)}",
+                   "pulumi.com/ and langflow.org/ annotations steer how the program deploys and what it "
+                   "records; they cannot be set from config. Remove it")
+
+
+def annotations_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    yield from _annotations("annotations", config.annotations)
+
+
+def service_annotations_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    yield from _annotations("service.annotations", config.service.annotations)
+
+
+def node_selector_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    yield from _under("node_selector", kube.label_problems(config.node_selector))
+
+
+def _each_checked(key: str, items: list[Any], type_file: str,
+                  rules: Callable[[str, int, Any], Iterable[Problem]]) -> Iterator[Problem]:
+    """For each pass-through item: its API schema problems, or, when it has none, its rules' problems."""
+    for index, item in enumerate(items):
+        at = f"{key}[{index}]"
+        found = kube.schema_problems(type_file, item)
+        yield from _under(at, found) if found else rules(at, index, item)
+
+
+def _toleration(at: str, index: int, toleration: dict[str, Any]) -> Iterator[Problem]:
+    if toleration.get("operator", "Equal") not in TOLERATION_OPERATORS:
+        yield (f"{at}.operator", f"{toleration['operator']!r} is not an operator; use Exists or Equal")
+    elif toleration.get("effect") not in (None, "", *TAINT_EFFECTS):
+        yield (f"{at}.effect", f"{toleration['effect']!r} is not a taint effect; use {', '.join(TAINT_EFFECTS)}")
+    else:
+        yield from _under(at, kube.toleration_problems(toleration))
+
+
+def tolerations_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    yield from _each_checked("tolerations", config.tolerations, "toleration-v1", _toleration)
+
+
+def affinity_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    found = kube.schema_problems("affinity-v1", config.affinity)
+    yield from _under("affinity", found or kube.affinity_problems(config.affinity))
+
+
+def extra_env_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    for index, env in enumerate(config.extra_env):
+        key = f"extra_env[{index}]"
+        source = managed_env_source(env.name)
+        if source is not None:
+            how = "change that instead" if not source.startswith("nothing") else "it cannot be overridden"
+            yield (f"{key}.name", f"{env.name} is read by Langflow as {env.name.upper()}, which this program sets "
+                   f"from {source}; {how}")
+        elif env.name.upper() in seen:
+            yield (f"{key}.name", f"{env.name} is already set by extra_env[{seen[env.name.upper()]}] (names are "
+                   "compared ignoring case, as Langflow reads them); remove one")
+        seen.setdefault(env.name.upper(), index)
+        if env.value_from is not None:
+            found = kube.schema_problems("envvarsource-v1", env.value_from)
+            yield from _under(f"{key}.valueFrom", found or kube.env_source_problems(env.value_from))
+
+
+def extra_volumes_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    names = Counter(v.get("name") for v in config.extra_volumes if isinstance(v.get("name"), str))
+
+    def volume_rules(at: str, index: int, volume: dict[str, Any]) -> Iterator[Problem]:
+        name = volume["name"]
+        problem = kube.dns_label_problem(name, "volume name")
+        if problem:
+            yield (f"{at}.name", problem)
+        elif name in MANAGED_VOLUMES:
+            yield (f"{at}.name", f"{name!r} is a volume of the program's own ({', '.join(MANAGED_VOLUMES)}); rename it")
+        elif names[name] > 1:
+            yield (f"{at}.name", f"{name!r} is used by another extra volume too; rename one")
+        sources = [s for s in volume if s != "name" and volume[s] is not None]
+        if len(sources) != 1:
+            yield (at, f"volume {name!r} needs exactly one source, e.g. secret or configMap (got {len(sources)})")
+        elif sources[0] not in RESTRICTED_VOLUME_TYPES:
+            yield (f"{at}{kube.key_path(sources[0])}",
+                   f"a {sources[0]} volume is not allowed under Pod Security 'restricted'; use one of "
+                   f"{', '.join(RESTRICTED_VOLUME_TYPES)}")
+        else:
+            source = sources[0]
+            yield from _under(f"{at}{kube.key_path(source)}", kube.volume_source_problems(source, volume[source]))
+
+    yield from _each_checked("extra_volumes", config.extra_volumes, "volume-v1", volume_rules)
+
+
+def extra_volume_mounts_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    volume_names = {v.get("name") for v in config.extra_volumes if isinstance(v.get("name"), str)}
+    seen: dict[str, int] = {}
+
+    def mount_rules(at: str, index: int, mount: dict[str, Any]) -> Iterator[Problem]:
+        if mount["name"] not in volume_names:
+            yield (f"{at}.name", f"no extra volume named {mount['name']!r}; add it to extra_volumes")
+        path = mount["mountPath"]
+        if not path.startswith("/") or ":" in path:
+            yield (f"{at}.mountPath", f"{path!r} must be an absolute path without ':', e.g. /etc/langflow/certs")
+            return
+        normal = kube.normal_path(path)
+        managed = [p for p in MANAGED_PATHS if kube.paths_overlap(p, normal)]
+        if managed:
+            yield (f"{at}.mountPath", f"{path} overlaps {managed[0]}, which the program mounts; choose another path")
+        elif normal in seen:
+            yield (f"{at}.mountPath", f"{path} is {normal}, already mounted by extra_volume_mounts[{seen[normal]}]; "
+                   "each path can be mounted once")
+        seen.setdefault(normal, index)
+        if mount.get("subPath"):
+            problem = kube.relative_path_problem(mount["subPath"], "subPath")
+            if problem:
+                yield (f"{at}.subPath", problem)
+            if mount.get("subPathExpr"):
+                yield (f"{at}.subPathExpr", "set subPath or subPathExpr, not both")
+        if mount.get("mountPropagation") == "Bidirectional":
+            yield (f"{at}.mountPropagation", "Bidirectional needs a privileged container; remove it")
+        elif mount.get("mountPropagation") not in (None, "None", "HostToContainer"):
+            yield (f"{at}.mountPropagation", "use None or HostToContainer")
+        recursive = mount.get("recursiveReadOnly")
+        if recursive not in (None, "Disabled", "Enabled", "IfPossible"):
+            yield (f"{at}.recursiveReadOnly", f"{recursive!r}: use Disabled, Enabled or IfPossible")
+        elif recursive not in (None, "Disabled") and not mount.get("readOnly"):
+            yield (f"{at}.recursiveReadOnly", "needs readOnly: true")
+
+    yield from _each_checked("extra_volume_mounts", config.extra_volume_mounts, "volumemount-v1", mount_rules)
+
+
+def resources_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    resources = config.resources
+    for kind in ("requests", "limits"):
+        for name, quantity in getattr(resources, kind).items():
+            key = f"resources.{kind}{kube.key_path(name)}"
+            if name not in RESOURCE_NAMES:
+                yield (key, f"unknown resource; use {', '.join(RESOURCE_NAMES)}")
+                continue
+            amount = kube.parse_quantity(quantity)
+            if amount <= 0:
+                yield (key, f"{quantity} must be more than 0; remove the key for no {kind[:-1]}")
+            elif name == "cpu" and amount < kube.parse_quantity("1m"):
+                yield (key, f"{quantity} is less than the smallest CPU amount (1m); write e.g. 100m")
+            elif name != "cpu" and amount != amount.to_integral_value():
+                yield (key, f"{quantity} is {amount} bytes, not a whole number ('m' means milli, not mega); "
+                       f"write e.g. {quantity[:-1]}Mi" if str(quantity).endswith("m") else
+                       f"{quantity} is not a whole number of bytes; write e.g. 512Mi")
+    limit = resources.limits.get("memory")
+    if limit is not None and _positive(limit) and kube.parse_quantity(limit) < MIN_MEMORY_LIMIT:
+        yield ("resources.limits.memory",
+               f"{limit} is less than Langflow needs to start (about 1.8 GiB for 1.6, 1.1 GiB for 1.13), so the "
+               "pod would be OOM-killed on every start; set at least 1Gi (2Gi or more for 1.6)")
+    defaulted = "requests" not in resources.model_fields_set
+    for name in RESOURCE_NAMES:
+        request, limit = resources.requests.get(name), resources.limits.get(name)
+        if request is None or limit is None or not (_positive(request) and _positive(limit)):
+            continue
+        if kube.parse_quantity(request) > kube.parse_quantity(limit):
+            origin = "the default request" if defaulted else "the request"
+            yield (f"resources.requests{kube.key_path(name)}",
+                   f"{origin} {request} is more than resources.limits.{name} ({limit}), which Kubernetes refuses; "
+                   f"set resources.requests.{name} to at most {limit}, or raise the limit")
+
+
+def _positive(quantity: str) -> bool:
+    try:
+        return kube.parse_quantity(quantity) > 0
+    except ValueError:
+        return False
+
+
+def storage_size_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    size = kube.parse_quantity(config.storage.size)
+    if size != size.to_integral_value():
+        yield ("storage.size", f"{config.storage.size!r} is not a whole number of bytes ('m' means milli); write e.g. 1Gi")
+    elif size < MIN_STORAGE:
+        yield ("storage.size", f"{config.storage.size!r} is too small for Langflow's data (Kubernetes refuses 0); "
+               "use at least 100Mi, e.g. 1Gi")
+
+
+# --- rules across keys ---------------------------------------------------------------
+
+def sqlite_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    if config.database.type != "sqlite":
+        return
+    if config.replicas != 1:
+        yield ("replicas", "SQLite allows exactly one replica; set replicas: 1 or database.type: url")
+    if config.runtime.workers != 1:
+        yield ("runtime.workers", "SQLite allows one worker; set runtime.workers: 1 or database.type: url")
+    if not config.storage.enabled:
+        yield ("storage.enabled", "SQLite keeps its database on the data volume; without it every restart "
+               "loses all flows and users. Set storage.enabled: true")
+
+
+def shared_volume_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    storage = config.storage
+    if config.database.type != "sqlite" and config.replicas > 1 and storage.enabled \
+            and storage.access_mode != "ReadWriteMany":
+        yield ("storage.access_mode", f"more than one replica cannot share a {storage.access_mode} volume; use "
+               "ReadWriteMany, or storage.enabled: false")
+
+
+def exposure_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    if config.service.type != "ClusterIP" and not config.auth.enabled:
+        yield ("service.type", f"{config.service.type} exposes Langflow outside the cluster while auth.enabled is "
+               "false, so anyone reaching it can run code; set auth.enabled: true or service.type: ClusterIP")
+
+
+def namespace_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    if config.create_namespace and config.namespace in PRESET_NAMESPACES:
+        yield ("namespace", f"{config.namespace!r} exists in every cluster and was not created by this program, so "
+               "it must not be relabelled or protected; use a namespace of Langflow's own (e.g. langflow), or "
+               "set create_namespace: false to deploy into it as it is")
+
+
+def login_off_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    auth = config.auth
+    if auth.enabled:
+        return
+    for field in ("superuser", "superuser_password"):
+        if field in auth.model_fields_set:
+            yield (f"auth.{field}", "only used when auth.enabled is true (with login off Langflow ignores it); "
+                   "remove it or set auth.enabled: true")
+
+
+def flows_mount_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    if config.flows.source == "none":
+        return
+    for index, mount in enumerate(config.extra_volume_mounts):
+        path = mount.get("mountPath")
+        if isinstance(path, str) and path.startswith("/") and kube.paths_overlap(path, config.flows.mount_path) \
+                and not any(kube.paths_overlap(path, p) for p in MANAGED_PATHS):  # reported already
+            yield (f"extra_volume_mounts[{index}].mountPath",
+                   f"{path} overlaps {config.flows.mount_path}, where the program mounts the flows; choose another path")
+
+
+RULES: tuple[Callable[[LangflowStackConfig], Iterable[Problem]], ...] = (
+    namespace_rule, resources_rule, node_selector_rule, tolerations_rule, affinity_rule,
+    service_annotations_rule, storage_size_rule, login_off_rule, extra_env_rule, extra_volumes_rule,
+    extra_volume_mounts_rule, labels_rule, annotations_rule,
+    sqlite_rule, shared_volume_rule, exposure_rule, flows_mount_rule,
+)
+
+
+def rule_problems(config: PartialConfig) -> list[Problem]:
+    """Every rule's problems; a rule reading a section that failed validation is skipped."""
+    problems: list[Problem] = []
+    for rule in RULES:
+        try:
+            problems += list(rule(config))  # type: ignore[arg-type]
+        except Unchecked:
+            continue
+        except Exception as error:  # noqa: BLE001 - never a traceback, and never a pass either
+            name = rule.__name__.removesuffix("_rule")
+            problems.append((name, f"could not be checked ({type(error).__name__}: {error}); fix the value's shape, "
+                             "and report this message as a bug"))
+    return problems
+
+
+# --- warnings: allowed, but worth a second look in every preview ----------------------
+
+def warnings(config: LangflowStackConfig) -> list[str]:
+    out = []
+    if config.auth.enabled and config.auth.new_user_is_active:
+        out.append("auth.new_user_is_active is on: anyone who reaches Langflow can register an active account "
+                   "(POST /api/v1/users/ needs no credentials). Keep it off unless only trusted people reach it.")
+    return out

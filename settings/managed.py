@@ -42,12 +42,58 @@ MANAGED_ENV = {
     "LANGFLOW_EVENT_DELIVERY": "replicas and runtime.workers (several processes need direct delivery)",
 }
 
+# Langflow's auth settings (AuthSettings fields of 1.6 and of 1.13): who can log in and how tokens
+# are checked. They come only from the `auth.*` keys; an env var must never change them.
+LANGFLOW_AUTH_SETTINGS = frozenset({
+    "CONFIG_DIR", "SECRET_KEY", "PRIVATE_KEY", "PUBLIC_KEY", "ALGORITHM", "CACHE_SIGNING_KEY",
+    "ACCESS_TOKEN_EXPIRE_SECONDS", "REFRESH_TOKEN_EXPIRE_SECONDS", "API_KEY_ALGORITHM", "API_KEY_SOURCE",
+    "AUTO_LOGIN", "skip_auth_auto_login", "WEBHOOK_AUTH_ENABLE", "ENABLE_SUPERUSER_CLI", "NEW_USER_IS_ACTIVE",
+    "ENABLE_SIGNUP", "SUPERUSER", "SUPERUSER_PASSWORD", "REFRESH_SAME_SITE", "REFRESH_SECURE", "REFRESH_HTTPONLY",
+    "ACCESS_SAME_SITE", "ACCESS_SECURE", "ACCESS_HTTPONLY", "COOKIE_DOMAIN", "SSO_ENABLED", "SSO_PROVIDER",
+    "SSO_CONFIG_FILE", "SSO_REDIRECT_URL", "EXTERNAL_AUTH_ENABLED", "EXTERNAL_AUTH_PROVIDER",
+    "EXTERNAL_AUTH_TOKEN_HEADER", "EXTERNAL_AUTH_TOKEN_COOKIE", "EXTERNAL_AUTH_IDENTITY_RESOLVER",
+    "EXTERNAL_AUTH_TRUSTED_JWT_DECODE", "EXTERNAL_AUTH_JWKS_URL", "EXTERNAL_AUTH_ISSUER", "EXTERNAL_AUTH_AUDIENCE",
+    "EXTERNAL_AUTH_ALGORITHMS", "EXTERNAL_AUTH_SUBJECT_CLAIM", "EXTERNAL_AUTH_USERNAME_CLAIM",
+    "EXTERNAL_AUTH_EMAIL_CLAIM", "EXTERNAL_AUTH_NAME_CLAIM", "EXTERNAL_AUTH_GROUP_RECONCILE_INTERVAL_SECONDS",
+    "EXTERNAL_AUTH_ACCESS_CEILING_ENABLED", "EXTERNAL_AUTH_ACCESS_CLAIM", "EXTERNAL_AUTH_ACCESS_CLAIM_MAPPING",
+    "EXTERNAL_AUTH_DEFAULT_ACCESS_LEVEL", "EXTERNAL_AUTH_DISABLE_API_KEYS_FOR_EXTERNAL_USERS", "AUTHZ_ENABLED",
+    "AUTHZ_SUPERUSER_BYPASS", "AUTHZ_AUDIT_ENABLED", "AUTHZ_AUDIT_DURABLE", "AUTHZ_AUDIT_RETENTION_DAYS",
+    "AUTHZ_AUDIT_CLEANUP_INTERVAL",
+})
+_AUTH_SOURCE = "the auth keys (Langflow's auth settings decide who can log in; no env var may change them)"
+
 # Pod volumes the workload defines itself.
 MANAGED_VOLUMES = ("data", "tmp", "flows")
 # Fixed mount paths (the flows folder is configurable: flows.mount_path).
 MANAGED_PATHS = (DATA_DIR, TMP_DIR)
 
 
-def managed_env_source(name: str) -> Optional[str]:
-    """The config key behind a managed variable, matched as Langflow matches it; None if unmanaged."""
-    return MANAGED_ENV.get(name.upper())
+def settings_read_from(name: str) -> set[str]:
+    """The settings (upper-cased, without prefix) Langflow reads from an env var called `name`.
+
+    Two readers: pydantic-settings takes `LANGFLOW_<setting>` in any letter case, and
+    `langflow run` copies every variable whose name, with each "LANGFLOW_" removed, is
+    an auth setting's exact name into the auth settings (so `AUTO_LOGIN` counts).
+    """
+    found = set()
+    if name.upper().startswith("LANGFLOW_"):
+        found.add(name.upper().removeprefix("LANGFLOW_"))
+    stripped = name.replace("LANGFLOW_", "")
+    if stripped in LANGFLOW_AUTH_SETTINGS:
+        found.add(stripped.upper())
+    return found
+
+
+def managed_env_source(name: str) -> Optional[tuple[str, str]]:
+    """(the managed name, the config key behind it) if Langflow or the pod would read `name` as a
+    variable this program owns; None when it is free to set."""
+    if name in MANAGED_ENV:
+        return name, MANAGED_ENV[name]
+    auth = {s.upper() for s in LANGFLOW_AUTH_SETTINGS}
+    for setting in sorted(settings_read_from(name)):
+        managed = f"LANGFLOW_{setting}"
+        if managed in MANAGED_ENV:
+            return managed, MANAGED_ENV[managed]
+        if setting in auth:
+            return managed, _AUTH_SOURCE
+    return None

@@ -132,10 +132,11 @@ def extra_env_rule(config: LangflowStackConfig) -> Iterator[Problem]:
     seen: dict[str, int] = {}
     for index, env in enumerate(config.extra_env):
         key = f"extra_env[{index}]"
-        source = managed_env_source(env.name)
-        if source is not None:
-            how = "change that instead" if not source.startswith("nothing") else "it cannot be overridden"
-            yield (f"{key}.name", f"{env.name} is read by Langflow as {env.name.upper()}, which this program sets "
+        managed = managed_env_source(env.name)
+        if managed is not None:
+            read_as, source = managed
+            how = "it cannot be overridden" if source.startswith("nothing") else "change that instead"
+            yield (f"{key}.name", f"{env.name} is read by Langflow as {read_as}, which this program sets "
                    f"from {source}; {how}")
         elif env.name.upper() in seen:
             yield (f"{key}.name", f"{env.name} is already set by extra_env[{seen[env.name.upper()]}] (names are "

@@ -26,6 +26,25 @@ def test_extra_env_cannot_override_a_managed_setting_in_any_case(name):
                    "extra_env[0].name", f"read by Langflow as {name.upper()}")
 
 
+@pytest.mark.parametrize(("name", "read_as"), [
+    # `langflow run` copies every variable whose name without "LANGFLOW_" is an auth setting.
+    ("AUTO_LOGIN", "LANGFLOW_AUTO_LOGIN"), ("SECRET_KEY", "LANGFLOW_SECRET_KEY"), ("SUPERUSER", "LANGFLOW_SUPERUSER"),
+    ("AUTO_LANGFLOW_LOGIN", "LANGFLOW_AUTO_LOGIN"), ("CONFIG_DIR", "LANGFLOW_CONFIG_DIR"),
+    # Auth settings the program does not set today are still not the env's to change.
+    ("LANGFLOW_EXTERNAL_AUTH_TRUSTED_JWT_DECODE", "LANGFLOW_EXTERNAL_AUTH_TRUSTED_JWT_DECODE"),
+    ("langflow_enable_signup", "LANGFLOW_ENABLE_SIGNUP"), ("skip_auth_auto_login", "LANGFLOW_SKIP_AUTH_AUTO_LOGIN"),
+    ("ALGORITHM", "LANGFLOW_ALGORITHM"),
+])
+def test_extra_env_cannot_reach_langflow_s_auth_settings_by_any_name(name, read_as):
+    assert_refused({"auth": {"enabled": True}, "extra_env": [{"name": name, "value": "true"}]},
+                   "extra_env[0].name", f"read by Langflow as {read_as}")
+
+
+@pytest.mark.parametrize("name", ["PORT", "HOST", "auto_login", "Secret_Key", "MY_LANGFLOW_SETTING", "LOG_LEVEL"])
+def test_names_langflow_does_not_read_as_a_managed_setting_pass(name):
+    assert parse_config({"extra_env": [{"name": name, "value": "x"}]}).extra_env[0].name == name
+
+
 def test_extra_env_cannot_override_a_managed_setting_from_a_secret_either():
     assert_refused({"extra_env": [{"name": "langflow_secret_key", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]},
                    "extra_env[0].name", "auth.secret_key")

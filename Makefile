@@ -5,12 +5,14 @@ VENV := .venv
 STATE_DIR ?= $(HOME)/.local/state/langflow-pulumi
 export LANGFLOW_STATE_DIR := $(STATE_DIR)
 
-.PHONY: help venv toolchain test unit up preview destroy docs lock cluster-up cluster-down benchmark
+.PHONY: help venv toolchain test unit up preview destroy docs lock cluster-up cluster-down benchmark verify langflow-lock
 
 help:
 	@echo "make up|preview|destroy [STACK=dev]   deploy / preview / remove a stack (default dev)"
 	@echo "make test                            every test: unit, mock and integration (builds the toolchain)"
 	@echo "make unit                            unit and mock tests only (no toolchain needed)"
+	@echo "make verify [STACK=dev] [LANGFLOW=v]  run the stack's Langflow container for real and check it"
+	@echo "make langflow-lock VERSION=x.y.z     pin a Langflow release for make verify (verify/locks/)"
 	@echo "make toolchain                       build pulumi, plugins and the local control plane; prints the bin dir"
 	@echo "make cluster-up|cluster-down         start / stop the local simulated cluster"
 	@echo "make docs                            regenerate Pulumi.yaml and the README config reference"
@@ -27,7 +29,14 @@ toolchain:
 	@bash toolchain/build.sh
 
 unit: venv
-	$(VENV)/bin/python -m pytest -m "not integration"
+	$(VENV)/bin/python -m pytest -m "not integration and not langflow"
+
+# The stack's Langflow container, run for real (a release from PyPI, in a sandbox like the pod).
+verify: venv
+	$(VENV)/bin/python -m verify --stack $(STACK) $(if $(LANGFLOW),--langflow-version $(LANGFLOW))
+
+langflow-lock: venv
+	$(VENV)/bin/python -m verify.install --lock $(VERSION)
 
 # Every test. Integration tests need the toolchain; with CI=true a missing tool fails them.
 test: venv

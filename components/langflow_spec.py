@@ -15,7 +15,7 @@ from typing import Any, Optional
 from settings.cluster import STACK_ANNOTATION
 from settings.kube import safe_label_value
 from settings.managed import CONTAINER_NAME, DATA_DIR, TMP_DIR
-from settings.model import LangflowStackConfig, split_registry
+from settings.model import LangflowStackConfig, split_registry, version_before
 
 CONTAINER_PORT = 7860
 SQLITE_URL = f"sqlite:///{DATA_DIR}/langflow.db"
@@ -26,6 +26,9 @@ IMAGE_ANNOTATION = "langflow.org/image"
 # The image runs as UID 1000, GID 0; fsGroup makes mounted volumes writable for it.
 RUN_AS_USER = 1000
 FS_GROUP = 1000
+STARTUP_BUDGET_SECONDS = 300
+# The first Langflow release with LANGFLOW_CUSTOM_COMPONENT_ADMIN_ONLY (lfx 1.10.0).
+CUSTOM_COMPONENT_ADMIN_ONLY_SINCE = (1, 10)
 
 
 # --- names and labels -------------------------------------------------------
@@ -78,8 +81,8 @@ def rollout_await_annotations(config: LangflowStackConfig) -> dict[str, str]:
                   for field in ("updatedReplicas", "availableReplicas", "replicas")]
     return {
         "pulumi.com/waitFor": json.dumps(conditions),
-        # The startup probe allows 10 minutes for first-start migrations; add pull and scheduling time.
-        "pulumi.com/timeoutSeconds": "900",
+        # The startup probe's budget, plus time to pull the image and schedule the pod.
+        "pulumi.com/timeoutSeconds": str(STARTUP_BUDGET_SECONDS + 300),
     }
 
 
@@ -156,6 +159,9 @@ def managed_env(config: LangflowStackConfig, credentials_secret: Any) -> list[di
         {"name": "LANGFLOW_MAX_FILE_SIZE_UPLOAD", "value": str(config.runtime.max_file_size_upload_mb)},
         {"name": "LANGFLOW_DO_NOT_TRACK", "value": "true"},
     ]
+    if auth.enabled and not version_before(config.image.tag, CUSTOM_COMPONENT_ADMIN_ONLY_SINCE):
+        # Component code runs on the server: with logins, only admins may change it (a setting since 1.10).
+        env.append({"name": "LANGFLOW_CUSTOM_COMPONENT_ADMIN_ONLY", "value": "true"})
     if config.flows.source != "none":
         env.append({"name": "LANGFLOW_LOAD_FLOWS_PATH", "value": config.flows.mount_path})
     delivery = event_delivery(config)
@@ -202,9 +208,11 @@ def probes() -> dict[str, dict[str, Any]]:
         # /health answers before the app is ready: liveness only.
         "livenessProbe": http("/health", 20, 3),
         # /health_check queries the database and cache.
-        "readinessProbe": http("/health_check", 10, 3),
-        # First start runs migrations and loads flows: allow up to 10 minutes.
-        "startupProbe": http("/health", 10, 60),
+        "readinessProbe": http("/health_check", 5, 3),
+        # A first start (migrations, starter projects, flows) took 17 to 40 s on 2 cores (make verify). When
+        # start-up fails, `langflow run` does not exit but waits for a server that is gone, so only this
+        # budget ends it: 5 minutes, not 10, still many times a slow first migration.
+        "startupProbe": http("/health", 5, STARTUP_BUDGET_SECONDS // 5),
     }
 
 

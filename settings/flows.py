@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -29,12 +29,24 @@ MAX_PACKED_BYTES = 900 * 1024
 # Node templates of these types are components: Langflow builds them from their code.
 COMPONENT_TYPES = ("Component", "CustomComponent")
 NOTE_NODE = "noteNode"
+# Smoke tests of `<name>.json` live beside it in `<name>.smoke.yaml` (not a `.json`: Langflow
+# would load it as a flow): a list of {name, input, expect}; `make verify` runs each case.
+SMOKE_SUFFIX = ".smoke.yaml"
 
 
 class FlowError(Exception):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class SmokeTest:
+    """Run the flow with `input`; its output must contain `expect`."""
+
+    name: str
+    input: str
+    expect: str
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,12 @@ class FlowFile:
     flow_id: Optional[str]
     name: str
     endpoint_name: Optional[str]
+    smoke_tests: tuple[SmokeTest, ...] = ()
+
+    @property
+    def run_name(self) -> str:
+        """What `POST /api/v1/run/{flow}` takes: the endpoint name, else the id."""
+        return self.endpoint_name or str(self.flow_id)
 
 
 def canonical_uuid(value: Any) -> Optional[str]:
@@ -276,6 +294,8 @@ def load_flow_folder(project_dir: Path, folder: str) -> list[FlowFile]:
         problems += [f"{where}: {p}" for p in found]
         if not found:
             flows.append(FlowFile(file.name, text, flow_id, document["name"], document.get("endpoint_name")))
+    flows, smoke_problems = _with_smoke_tests(path, shown, flows, {f.name for f in files})
+    problems += smoke_problems
     problems += _clashes(flows, shown)
     size = sum(len(f.text.encode()) for f in flows)
     if size > MAX_PACKED_BYTES:
@@ -286,6 +306,50 @@ def load_flow_folder(project_dir: Path, folder: str) -> list[FlowFile]:
     if problems:
         raise FlowError(problems)
     return flows
+
+
+def _with_smoke_tests(folder: Path, shown: str, flows: list[FlowFile], flow_files: set[str]) -> tuple[list[FlowFile], list[str]]:
+    """Attach each `<name>.smoke.yaml` to `<name>.json`; problems name the smoke file."""
+    import yaml
+
+    problems: list[str] = []
+    by_file = {f.file_name: f for f in flows}
+    for path in sorted(folder.glob(f"*{SMOKE_SUFFIX}")):
+        where = f"{shown}/{path.name}"
+        flow_file = path.name.removesuffix(SMOKE_SUFFIX) + ".json"
+        if flow_file not in flow_files:
+            problems.append(f"{where}: there is no {flow_file} beside it; rename it after the flow it tests")
+            continue
+        try:
+            cases = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            problems.append(f"{where}: not valid YAML: {str(error).splitlines()[0]}")
+            continue
+        tests, found = _smoke_tests(cases)
+        problems += [f"{where}: {p}" for p in found]
+        if flow_file in by_file and not found:
+            by_file[flow_file] = replace(by_file[flow_file], smoke_tests=tests)
+    return [by_file[f.file_name] for f in flows], problems
+
+
+def _smoke_tests(cases: Any) -> tuple[tuple[SmokeTest, ...], list[str]]:
+    if not isinstance(cases, list) or not cases:
+        return (), ["must be a list of cases, each with 'input' and 'expect' (and an optional 'name')"]
+    tests, problems = [], []
+    for index, case in enumerate(cases):
+        if not isinstance(case, dict):
+            problems.append(f"[{index}] must be a mapping with 'input' and 'expect'")
+            continue
+        unknown = sorted(set(case) - {"name", "input", "expect"})
+        if unknown:
+            problems.append(f"[{index}]: unknown key {unknown[0]!r}; use name, input and expect")
+        if not isinstance(case.get("input"), str):
+            problems.append(f"[{index}].input must be a string (the chat input)")
+        if not isinstance(case.get("expect"), str) or not case["expect"]:
+            problems.append(f"[{index}].expect must be a non-empty string (a part of the expected output)")
+        if not problems:
+            tests.append(SmokeTest(str(case.get("name") or f"case {index + 1}"), case["input"], case["expect"]))
+    return tuple(tests), problems
 
 
 def _clashes(flows: list[FlowFile], shown: str) -> list[str]:

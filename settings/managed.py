@@ -40,6 +40,7 @@ MANAGED_ENV = {
     "LANGFLOW_MAX_FILE_SIZE_UPLOAD": "runtime.max_file_size_upload_mb",
     "LANGFLOW_DO_NOT_TRACK": "nothing: telemetry stays off (air-gapped platforms have no egress)",
     "LANGFLOW_EVENT_DELIVERY": "replicas and runtime.workers (several processes need direct delivery)",
+    "LANGFLOW_CUSTOM_COMPONENT_ADMIN_ONLY": "auth.enabled (with login on, only admins change component code; 1.10+)",
 }
 
 # Langflow's auth settings (AuthSettings fields of 1.6 and of 1.13): who can log in and how tokens

@@ -42,6 +42,11 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SECRET_KEY_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 LANGFLOW_DEFAULT_TAG = "1.6.4"
+# The Langflow releases `make verify` proves in CI (verify/locks/): the platform's default and
+# the newest on PyPI. The supported range runs from the oldest verified minor to the newest.
+VERIFIED_LANGFLOW_VERSIONS = ("1.6.4", "1.13.0")
+SUPPORTED_LANGFLOW_MINORS = ((1, 6), (1, 13))
+SUPPORTED_RANGE_TEXT = "1.6.0 to 1.13.x"
 # Longest token lifetimes: beyond these Langflow's expiry arithmetic can overflow, and
 # a stolen token would stay valid for longer than any sane session.
 MAX_ACCESS_TOKEN_SECONDS = 24 * 3600
@@ -106,9 +111,15 @@ class ImageConfig(StrictModel):
     repository: str = Field("langflowai/langflow", description="Image repository.")
     tag: str = Field(
         LANGFLOW_DEFAULT_TAG,
-        description="Pinned Langflow version tag, `X.Y.Z` with an optional suffix (Langflow 1.6.0 or "
-        "later). `latest`, `1.6`, `main`, `nightly-...` and other moving tags are rejected: a release "
-        "must be reproducible and rollback-able.",
+        description=f"Pinned Langflow version tag, `X.Y.Z` with an optional suffix, within the supported "
+        f"range {SUPPORTED_RANGE_TEXT} (verified: {', '.join(VERIFIED_LANGFLOW_VERSIONS)}). `latest`, `1.6`, "
+        "`main`, `nightly-...` and other moving tags are rejected: a release must be reproducible and "
+        "rollback-able.",
+    )
+    allow_unverified_version: bool = Field(
+        False,
+        description=f"Accept a tag outside {SUPPORTED_RANGE_TEXT}, at your own risk: the program's settings "
+        "and `make verify` are proven on the supported range only.",
     )
     digest: Optional[str] = Field(
         None,
@@ -169,12 +180,17 @@ class ImageConfig(StrictModel):
                 f"and rollback could not restore a release; pin a version such as {LANGFLOW_DEFAULT_TAG} "
                 "(and a digest for prod)"
             )
-        if version_before(value, (1, 6)):
-            raise ValueError(
-                f"{value!r}: this program supports Langflow 1.6.0 and later (earlier releases skip "
-                f"loading flows with login on and read other settings); use {LANGFLOW_DEFAULT_TAG} or later"
-            )
         return value
+
+    @model_validator(mode="after")
+    def _supported(self) -> "ImageConfig":
+        oldest, newest = SUPPORTED_LANGFLOW_MINORS
+        minor = tag_minor(self.tag)
+        if not self.allow_unverified_version and minor is not None and not oldest <= minor <= newest:
+            raise at("tag", f"{self.tag!r} is outside the supported Langflow range {SUPPORTED_RANGE_TEXT} "
+                     f"(verified on {', '.join(VERIFIED_LANGFLOW_VERSIONS)}); use a version in the range, or set "
+                     "image.allow_unverified_version: true to take the risk")
+        return self
 
     @field_validator("digest")
     @classmethod
@@ -211,22 +227,32 @@ def split_registry(repository: str) -> tuple[Optional[str], str]:
     return None, repository
 
 
-def version_before(tag: str, minimum: tuple[int, int]) -> bool:
+def tag_minor(tag: str) -> Optional[tuple[int, int]]:
+    """(major, minor) of a version tag, None when the tag is no version."""
     match = re.match(r"^v?(\d+)\.(\d+)", tag)
-    return bool(match) and (int(match.group(1)), int(match.group(2))) < minimum
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def version_before(tag: str, minimum: tuple[int, int]) -> bool:
+    minor = tag_minor(tag)
+    return minor is not None and minor < minimum
 
 
 class ResourcesConfig(StrictModel):
+    # Measured by `make verify` (PSS of every Langflow process, after start and a flow run): 1.75 GiB for
+    # 1.6.4 with its PyPI dependencies (PyTorch comes in through docling), 1.1 GiB for 1.13.0.
     requests: dict[str, Quantity] = Field(
-        default_factory=lambda: {"cpu": "500m", "memory": "1Gi"},
+        default_factory=lambda: {"cpu": "500m", "memory": "2Gi"},
         description="Container resource requests (`cpu`, `memory`, `ephemeral-storage`; Kubernetes "
-        "quantities, quoted or not). Setting it replaces the whole default.",
+        "quantities, quoted or not). Setting it replaces the whole default. The memory request covers "
+        "what Langflow 1.6 uses at rest (about 1.75 GiB), so the scheduler places it where that is free.",
     )
     limits: dict[str, Quantity] = Field(
-        default_factory=lambda: {"memory": "2Gi"},
+        default_factory=lambda: {"memory": "3Gi"},
         description="Container resource limits. No CPU limit by default: throttling slows "
-        "flow runs more than it protects neighbours. Each request must be at most its limit; "
-        "Langflow needs about 1.8 GiB of memory to start (1.6), so the memory limit is at least 1Gi.",
+        "flow runs more than it protects neighbours. Each request must be at most its limit. The memory "
+        "limit leaves room for flow runs above the 1.75 GiB Langflow 1.6 uses at rest (`make verify` fails "
+        "when the process at rest is above 75% of it); at least 1Gi.",
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from settings import kube
 from settings.managed import MANAGED_PATHS, MANAGED_VOLUMES, managed_env_source
-from settings.model import LangflowStackConfig
+from settings.model import LangflowStackConfig, version_before
 
 Problem = tuple[str, str]
 
@@ -306,6 +306,13 @@ def login_off_rule(config: LangflowStackConfig) -> Iterator[Problem]:
                    "remove it or set auth.enabled: true")
 
 
+def old_langflow_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    """Allowed outside the range, a release before 1.6 still silently skips the flows with login on."""
+    if config.auth.enabled and config.flows.source != "none" and version_before(config.image.tag, (1, 6)):
+        yield ("image.tag", f"Langflow {config.image.tag} skips loading flows when auth is on (fixed in 1.6.0); "
+               "use 1.6.0 or later, or flows.source: none")
+
+
 def flows_mount_rule(config: LangflowStackConfig) -> Iterator[Problem]:
     if config.flows.source == "none":
         return
@@ -321,7 +328,7 @@ RULES: tuple[Callable[[LangflowStackConfig], Iterable[Problem]], ...] = (
     namespace_rule, resources_rule, node_selector_rule, tolerations_rule, affinity_rule,
     service_annotations_rule, storage_size_rule, login_off_rule, extra_env_rule, extra_volumes_rule,
     extra_volume_mounts_rule, labels_rule, annotations_rule,
-    sqlite_rule, shared_volume_rule, exposure_rule, flows_mount_rule,
+    sqlite_rule, shared_volume_rule, exposure_rule, old_langflow_rule, flows_mount_rule,
 )
 
 

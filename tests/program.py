@@ -13,7 +13,8 @@ from typing import Any, Optional
 from unittest.mock import patch
 
 import pulumi
-import yaml
+
+from settings.stack_file import stack_values as read_stack_values
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,11 +84,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
 def stack_values(stack: str) -> dict[str, Any]:
     """The `langflow:` values the CLI hands a stack: Pulumi.yaml's defaults, then the stack file."""
-    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    values = {k.split(":", 1)[1]: d["default"] for k, d in declared.items() if "default" in d}
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
-    values.update({k.split(":", 1)[1]: v for k, v in document["config"].items() if k.startswith("langflow:")})
-    return values
+    return read_stack_values(ROOT, stack)
 
 
 def pulumi_config_env(values: dict[str, Any]) -> str:

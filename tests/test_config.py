@@ -146,8 +146,17 @@ def test_version_tags_are_accepted(tag):
     assert parse_config({"image": {"tag": tag}}).image.tag == tag
 
 
-def test_tags_before_1_6_are_refused():
-    assert_refused({"image": {"tag": "1.5.0"}}, "image.tag", "1.6.0 and later")
+@pytest.mark.parametrize("tag", ["1.5.0", "1.14.0", "2.0.0", "0.6.4"])
+def test_tags_outside_the_supported_range_are_refused_naming_the_range(tag):
+    assert_refused({"image": {"tag": tag}}, "image.tag", "outside the supported Langflow range 1.6.0 to 1.13.x",
+                   "allow_unverified_version")
+
+
+def test_an_explicit_override_accepts_an_unverified_version():
+    assert parse_config({"image": {"tag": "1.14.2", "allow_unverified_version": True}}).image.tag == "1.14.2"
+    # Before 1.6, flows are skipped with login on: still refused, override or not.
+    assert_refused({"image": {"tag": "1.5.0", "allow_unverified_version": True}, "auth": {"enabled": True}},
+                   "image.tag", "skips loading flows when auth is on")
 
 
 @pytest.mark.parametrize("registry", ["registry", "myregistry", "harbor"])

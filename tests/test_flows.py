@@ -254,3 +254,41 @@ def test_default_flow(tmp_path: Path):
     assert caught.value.problems[0].startswith("langflow:flows.default_flow: 'missing' is not the id")
     write(tmp_path / "flows", "other.json", another())
     assert default_flow(load_flow_folder(tmp_path, "flows"), None) is None
+
+
+def test_smoke_tests_are_read_beside_their_flow(tmp_path: Path):
+    write(tmp_path / "flows", "echo.json", EXAMPLE)
+    write(tmp_path / "flows", "echo.smoke.yaml", "- input: hi\n  expect: hi\n- name: twice\n  input: a\n  expect: a\n")
+    (flow,) = load_flow_folder(tmp_path, "flows")
+    assert [(t.name, t.input, t.expect) for t in flow.smoke_tests] == [("case 1", "hi", "hi"), ("twice", "a", "a")]
+    assert flow.run_name == "echo"
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("[unclosed", "not valid YAML"),
+        ("input: hi", "must be a list of cases"),
+        ("[]", "must be a list of cases"),
+        ("- hi", "[0] must be a mapping"),
+        ("- input: hi\n  expect: hi\n  output: hi", "[0]: unknown key 'output'"),
+        ("- input: 3\n  expect: hi", "[0].input must be a string"),
+        ("- input: hi\n  expect: ''", "[0].expect must be a non-empty string"),
+    ],
+)
+def test_bad_smoke_tests_name_the_file(tmp_path: Path, content, fragment):
+    write(tmp_path / "flows", "echo.json", EXAMPLE)
+    write(tmp_path / "flows", "echo.smoke.yaml", content)
+    message = only_error(tmp_path)
+    assert message.startswith("flows/echo.smoke.yaml: ") and fragment in message, message
+
+
+def test_a_smoke_test_without_its_flow_is_refused(tmp_path: Path):
+    write(tmp_path / "flows", "echo.json", EXAMPLE)
+    write(tmp_path / "flows", "ecko.smoke.yaml", "- input: a\n  expect: a\n")
+    assert only_error(tmp_path).startswith("flows/ecko.smoke.yaml: there is no ecko.json beside it")
+
+
+def test_the_shipped_example_has_a_smoke_test():
+    (flow,) = load_flow_folder(ROOT, "flows")
+    assert flow.smoke_tests and flow.smoke_tests[0].expect in flow.smoke_tests[0].input

@@ -114,7 +114,7 @@ def test_unquoted_numbers_are_quantities():
 
 
 def test_a_limit_alone_below_the_default_request_is_refused_naming_the_request():
-    found = problems({"resources": {"limits": {"memory": "1Gi", "cpu": "250m"}}})
+    found = problems({"resources": {"limits": {"memory": "2Gi", "cpu": "250m"}}})
     assert found == [
         "langflow:resources.requests.cpu: the default request 500m is more than resources.limits.cpu (250m), which "
         "Kubernetes refuses; set resources.requests.cpu to at most 250m, or raise the limit"
@@ -124,7 +124,7 @@ def test_a_limit_alone_below_the_default_request_is_refused_naming_the_request()
 def test_the_issue_example_gets_both_reasons():
     found = problems({"resources": {"limits": {"memory": "512Mi"}}})
     assert [p.split(": ")[0] for p in found] == ["langflow:resources.limits.memory", "langflow:resources.requests.memory"]
-    assert "the default request 1Gi is more than resources.limits.memory (512Mi)" in found[1]
+    assert "the default request 2Gi is more than resources.limits.memory (512Mi)" in found[1]
 
 
 def test_a_request_above_its_limit_is_refused():

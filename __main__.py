@@ -6,6 +6,7 @@ import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
 from components import langflow_spec as spec
+from components.database.component import PostgresDatabase
 from components.langflow import LangflowApp
 from components.namespace import LangflowNamespace
 from settings import ConfigError, load_settings, project_values
@@ -36,7 +37,25 @@ namespace = LangflowNamespace(
     stack=stack,
     protect=config.storage.enabled and config.storage.protect,
 )
-langflow = LangflowApp(config.name, settings, namespace=namespace)
+database = None
+if config.database.type == "postgresql":
+    database = PostgresDatabase(
+        f"{config.name}-database",
+        config.database.postgresql,
+        app=config.name,
+        namespace=config.namespace,
+        labels=config.labels,
+        annotations=config.annotations,
+        registry=config.image.registry,
+        depends_on=[namespace],
+    )
+langflow = LangflowApp(
+    config.name,
+    settings,
+    namespace=namespace,
+    database=spec.DatabaseLink(database.url_secret, database.url_digest, database.ca_secret) if database else None,
+    database_ready=database.ready if database else (),
+)
 
 pulumi.export("namespace", namespace.name)
 pulumi.export("service_name", langflow.service_name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -37,8 +37,12 @@ class LangflowApp(pulumi.ComponentResource):
         settings: StackSettings,
         *,
         namespace: pulumi.Resource,
+        database: Optional[spec.DatabaseLink] = None,
+        database_ready: Sequence[pulumi.Resource] = (),
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
+        """`database`: the URL Secret the database component hands over (None: SQLite, or config's own URL
+        Secret); `database_ready`: what must exist before Langflow may start on it."""
         super().__init__("langflow:platform:Langflow", resource_name, None, opts)
         config = settings.config
         child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
@@ -76,15 +80,25 @@ class LangflowApp(pulumi.ComponentResource):
             )
             workload_deps.append(data_claim)
 
-        digest = flows_digest(settings.flows) if settings.flows else None
+        template = dict(
+            credentials_secret=credentials_secret.metadata.name,
+            flows_config_map=flows_config_map.metadata.name if flows_config_map else None,
+            flows_digest=flows_digest(settings.flows) if settings.flows else None,
+            database=database,
+        )
+        workload_deps += list(database_ready)
+        if spec.init_job_needed(config):
+            # Migrations, superuser, starter projects and flows, once, with the new image: a failure stops
+            # `pulumi up` here, before the Deployment changes, so the running release stays as it was.
+            init_job = k8s.batch.v1.Job(
+                f"{resource_name}-init",
+                **spec.init_job_manifest(config, **template),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*workload_deps, credentials_secret]),
+            )
+            workload_deps.append(init_job)
         deployment = k8s.apps.v1.Deployment(
             resource_name,
-            **spec.deployment_manifest(
-                config,
-                credentials_secret=credentials_secret.metadata.name,
-                flows_config_map=flows_config_map.metadata.name if flows_config_map else None,
-                flows_digest=digest,
-            ),
+            **spec.deployment_manifest(config, **template),
             opts=pulumi.ResourceOptions(parent=self, depends_on=workload_deps),
         )
         service = k8s.core.v1.Service(

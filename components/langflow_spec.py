@@ -10,6 +10,7 @@ parameters and are placed as given.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from settings.cluster import STACK_ANNOTATION
@@ -29,6 +30,26 @@ FS_GROUP = 1000
 STARTUP_BUDGET_SECONDS = 300
 # The first Langflow release with LANGFLOW_CUSTOM_COMPONENT_ADMIN_ONLY (lfx 1.10.0).
 CUSTOM_COMPONENT_ADMIN_ONLY_SINCE = (1, 10)
+
+
+DATABASE_URL_DIGEST_ANNOTATION = "langflow.org/database-url-sha256"
+DATABASE_CA_PATH = "/etc/langflow/database-ca"
+
+
+@dataclass(frozen=True)
+class DatabaseLink:
+    """Where the workload finds its database (values may be Pulumi outputs of the database component)."""
+
+    url_secret: Any  # {"name": ..., "key": ...}: the Secret holding LANGFLOW_DATABASE_URL
+    url_digest: Any = None  # changes with the URL, so a new password rolls the pods
+    ca_secret: Optional[dict[str, str]] = None  # the server's CA, for sslmode verify-ca/verify-full
+
+
+def database_link(config: LangflowStackConfig) -> Optional[DatabaseLink]:
+    """The link for a URL Secret of the operator's own (database.type url); None with SQLite."""
+    if config.database.type == "url":
+        return DatabaseLink({"name": config.database.url_secret.name, "key": config.database.url_secret.key})
+    return None
 
 
 # --- names and labels -------------------------------------------------------
@@ -116,12 +137,14 @@ def event_delivery(config: LangflowStackConfig) -> Optional[str]:
     return "direct" if config.replicas > 1 or config.runtime.workers > 1 else None
 
 
-def container_env(config: LangflowStackConfig, credentials_secret: Any) -> list[dict[str, Any]]:
+def container_env(config: LangflowStackConfig, credentials_secret: Any,
+                  database: Optional[DatabaseLink] = None) -> list[dict[str, Any]]:
     """Langflow's settings, then the operator's extra env. Secrets are referenced, never inlined."""
-    return managed_env(config, credentials_secret) + [e.manifest() for e in config.extra_env]
+    return managed_env(config, credentials_secret, database) + [e.manifest() for e in config.extra_env]
 
 
-def managed_env(config: LangflowStackConfig, credentials_secret: Any) -> list[dict[str, Any]]:
+def managed_env(config: LangflowStackConfig, credentials_secret: Any,
+                database: Optional[DatabaseLink] = None) -> list[dict[str, Any]]:
 
     def from_secret(name: str, key: Any, secret: Any) -> dict[str, Any]:
         return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
@@ -136,11 +159,13 @@ def managed_env(config: LangflowStackConfig, credentials_secret: Any) -> list[di
         {"name": "LANGFLOW_CONFIG_DIR", "value": DATA_DIR},
         {"name": "LANGFLOW_ALEMBIC_LOG_FILE", "value": f"{TMP_DIR}/alembic.log"},
     ]
+    database = database or database_link(config)
     if config.database.type == "sqlite":
         env.append({"name": "LANGFLOW_DATABASE_URL", "value": SQLITE_URL})
+    elif database is None:
+        raise ValueError("database.type postgresql: the database component's URL Secret is required")
     else:
-        ref = config.database.url_secret
-        env.append(from_secret("LANGFLOW_DATABASE_URL", ref.key, ref.name))
+        env.append({"name": "LANGFLOW_DATABASE_URL", "valueFrom": {"secretKeyRef": database.url_secret}})
     env.append({"name": "LANGFLOW_AUTO_LOGIN", "value": _bool(not auth.enabled)})
     if auth.enabled:
         env.append({"name": "LANGFLOW_SUPERUSER", "value": auth.superuser})
@@ -176,9 +201,10 @@ def _bool(value: bool) -> str:
 
 # --- volumes --------------------------------------------------------------------
 
-def volumes(config: LangflowStackConfig, flows_config_map: Any) -> list[dict[str, Any]]:
+def volumes(config: LangflowStackConfig, flows_config_map: Any, database: Optional[DatabaseLink] = None,
+            data_on_claim: bool = True) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    if config.storage.enabled:
+    if config.storage.enabled and data_on_claim:
         out.append({"name": "data", "persistentVolumeClaim": {"claimName": data_claim_name(config)}})
     else:
         out.append({"name": "data", "emptyDir": {}})
@@ -187,13 +213,17 @@ def volumes(config: LangflowStackConfig, flows_config_map: Any) -> list[dict[str
         out.append({"name": "flows", "configMap": {"name": flows_config_map}})
     elif config.flows.source == "claim":
         out.append({"name": "flows", "persistentVolumeClaim": {"claimName": config.flows.claim_name, "readOnly": True}})
+    if database is not None and database.ca_secret:
+        out.append({"name": "database-ca", "secret": {"secretName": database.ca_secret["name"]}})
     return out + config.extra_volumes
 
 
-def volume_mounts(config: LangflowStackConfig) -> list[dict[str, Any]]:
+def volume_mounts(config: LangflowStackConfig, database: Optional[DatabaseLink] = None) -> list[dict[str, Any]]:
     out = [{"name": "data", "mountPath": DATA_DIR}, {"name": "tmp", "mountPath": TMP_DIR}]
     if config.flows.source != "none":
         out.append({"name": "flows", "mountPath": config.flows.mount_path, "readOnly": True})
+    if database is not None and database.ca_secret:
+        out.append({"name": "database-ca", "mountPath": DATABASE_CA_PATH, "readOnly": True})
     return out + config.extra_volume_mounts
 
 
@@ -276,28 +306,35 @@ def data_claim_manifest(config: LangflowStackConfig) -> dict[str, Any]:
     return {"metadata": metadata(config, data_claim_name(config)), "spec": spec}
 
 
-def deployment_manifest(
+def pod_template(
     config: LangflowStackConfig,
     *,
     credentials_secret: Any,
     flows_config_map: Any = None,
     flows_digest: Optional[str] = None,
+    database: Optional[DatabaseLink] = None,
+    data_on_claim: bool = True,
 ) -> dict[str, Any]:
+    """The Langflow pod: the Deployment's template, and the init Job's."""
+    database = database or database_link(config)
     container = {
         "name": CONTAINER_NAME,
         "image": image_reference(config),
         "imagePullPolicy": config.image.pull_policy,
         "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
-        "env": container_env(config, credentials_secret),
+        "env": container_env(config, credentials_secret, database),
         "resources": {"requests": config.resources.requests, "limits": config.resources.limits},
         "securityContext": container_security_context(),
-        "volumeMounts": volume_mounts(config),
+        "volumeMounts": volume_mounts(config, database),
         **probes(),
     }
     template_annotations = dict(config.annotations)
     if flows_digest:
         # Records which flows a pod runs; a flow change also renames the ConfigMap, which rolls the pods.
         template_annotations[FLOWS_DIGEST_ANNOTATION] = flows_digest
+    if database is not None and database.url_digest is not None:
+        # The URL Secret keeps its name when a password changes: this rolls the pods that read it.
+        template_annotations[DATABASE_URL_DIGEST_ANNOTATION] = database.url_digest
     pod_spec: dict[str, Any] = {
         # Service links would inject LANGFLOW_PORT=tcp://... for a Service named langflow.
         "enableServiceLinks": False,
@@ -305,7 +342,7 @@ def deployment_manifest(
         "automountServiceAccountToken": False,
         "securityContext": pod_security_context(),
         "containers": [container],
-        "volumes": volumes(config, flows_config_map),
+        "volumes": volumes(config, flows_config_map, database, data_on_claim),
         "terminationGracePeriodSeconds": 60,
     }
     optional = {
@@ -318,6 +355,10 @@ def deployment_manifest(
     template_metadata: dict[str, Any] = {"labels": workload_labels(config)}
     if template_annotations:
         template_metadata["annotations"] = template_annotations
+    return {"metadata": template_metadata, "spec": pod_spec}
+
+
+def deployment_manifest(config: LangflowStackConfig, **template: Any) -> dict[str, Any]:
     deployment_metadata = metadata(config, config.name, labels=workload_labels(config))
     deployment_metadata["annotations"] = {
         **config.annotations, IMAGE_ANNOTATION: image_reference(config), **rollout_await_annotations(config)}
@@ -328,7 +369,51 @@ def deployment_manifest(
             "revisionHistoryLimit": 10,
             "selector": {"matchLabels": selector_labels(config)},
             "strategy": update_strategy(config),
-            "template": {"metadata": template_metadata, "spec": pod_spec},
+            "template": pod_template(config, **template),
+        },
+    }
+
+
+# Langflow's own start-up, run once by the init Job before the Deployment rolls: migrations, the superuser,
+# starter projects and the flows, so that several replicas never race on them. `langflow run` does not exit
+# when its server fails, so the script watches both, and the Job's deadline bounds it.
+INIT_SCRIPT = """\
+langflow run & server=$!
+until python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$LANGFLOW_PORT/health_check', timeout=5)" 2>/dev/null; do
+  kill -0 "$server" 2>/dev/null || exit 1
+  sleep 2
+done
+kill -TERM "$server"
+wait "$server"
+exit 0
+"""
+
+
+def init_job_needed(config: LangflowStackConfig) -> bool:
+    # SQLite means one pod on one volume, which does this itself; a shared database needs it done once.
+    return config.database.type != "sqlite"
+
+
+def init_job_manifest(config: LangflowStackConfig, **template: Any) -> dict[str, Any]:
+    """A Job of the same image and env as the Deployment that runs Langflow's start-up once and exits."""
+    # Its own data folder: a ReadWriteOnce claim may be held by a running pod on another node.
+    pod = pod_template(config, **template, data_on_claim=False)
+    (container,) = pod["spec"]["containers"]
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        container.pop(probe)
+    container["command"] = ["/bin/sh", "-c", INIT_SCRIPT]
+    pod["spec"]["restartPolicy"] = "Never"
+    # Not Langflow's selector labels: the Service must never send traffic to this short-lived server.
+    pod["metadata"]["labels"] = {**pod["metadata"]["labels"], "app.kubernetes.io/name": "langflow-init",
+                                 "app.kubernetes.io/component": "init"}
+    meta = metadata(config)
+    return {
+        "metadata": meta,
+        "spec": {
+            "backoffLimit": 1,
+            # The startup probe's budget: a start-up that hangs fails the Job, and `pulumi up` with it.
+            "activeDeadlineSeconds": STARTUP_BUDGET_SECONDS,
+            "template": pod,
         },
     }
 

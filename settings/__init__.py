@@ -47,10 +47,10 @@ def load_settings(
         except FlowError as error:
             problems += error.problems
     notes: list[str] = []
-    if cluster is not None and config.section_valid("namespace") and config.section_valid("create_namespace"):
-        cluster_found, cluster_notes = cluster_problems(config.namespace, config.create_namespace, cluster, stack)
+    if cluster is not None and not problems:
+        # Only a valid config is compared with the cluster: the reads need every key they use.
+        cluster_found, notes = cluster_problems(config.whole(), cluster, stack)
         problems += [f"{config_key(path)}: {message}" for path, message in cluster_found]
-        notes += cluster_notes
     if problems:
         raise ConfigError(problems)
     whole = config.whole()

@@ -19,27 +19,18 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated, Any, Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from settings import kube
+from settings.base import (  # noqa: F401 - re-exported: the config model's vocabulary
+    ENV_NAME, IMAGE_DIGEST, IMAGE_REPOSITORY, IMAGE_TAG, MOVING_TAG_WORDS, REGISTRY_HOST, VERSION_TAG, KubeObject,
+    Quantity, StrictModel, at, is_registry_host, not_blank, split_registry, storage_class_name, tag_minor,
+    version_before,
+)
+from settings.database import DatabaseConfig
 from settings.managed import MANAGED_PATHS
-
-IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-# A release is a version: 1.6.4, v1.6.4, 1.6.4-custom.2 (a floating 1.6 is not).
-VERSION_TAG = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-._][A-Za-z0-9][A-Za-z0-9._-]*)?$")
-# Words that name a moving target, wherever they appear in a tag (`1.6.4-latest`, `nightly-2025`).
-MOVING_TAG_WORDS = {
-    "latest", "main", "master", "dev", "develop", "edge", "nightly", "stable", "current",
-    "head", "trunk", "canary", "rolling", "snapshot", "next", "preview", "unstable", "lts",
-}
-IMAGE_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-IMAGE_REPOSITORY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
-REGISTRY_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SECRET_KEY_NAME = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 LANGFLOW_DEFAULT_TAG = "1.6.4"
 # The Langflow releases `make verify` proves in CI (verify/locks/): the platform's default and
@@ -51,53 +42,6 @@ SUPPORTED_RANGE_TEXT = "1.6.0 to 1.13.x"
 # a stolen token would stay valid for longer than any sane session.
 MAX_ACCESS_TOKEN_SECONDS = 24 * 3600
 MAX_REFRESH_TOKEN_SECONDS = 365 * 24 * 3600
-
-
-def at(sub_path: str, message: str) -> PydanticCustomError:
-    """A validation error about `sub_path` below the field being validated."""
-    return PydanticCustomError("at_path", "{message}", {"path": sub_path, "message": message})
-
-
-def _quantity(value: Any) -> Any:
-    """Kubernetes quantities, quoted or not (`cpu: 1` is as good as `cpu: "1"`)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a quantity; write e.g. 500m or 1Gi")
-    if isinstance(value, (int, float)):
-        value = kube.quantity_text(value)
-    if isinstance(value, str):
-        try:
-            kube.parse_quantity(value)
-        except ValueError as error:
-            raise ValueError(f"{error}; write e.g. 500m, 2 or 1Gi") from None
-    return value
-
-
-Quantity = Annotated[str, BeforeValidator(_quantity)]
-
-
-def _without_nulls(value: Any) -> Any:
-    """In a Kubernetes object a null field is an unset field: drop them, so a null required field is missing."""
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
-
-# A Kubernetes object passed through as written (checked against the API schema in settings/validation.py).
-KubeObject = Annotated[dict[str, Any], BeforeValidator(_without_nulls)]
-
-
-def _not_blank(value: str, example: str) -> str:
-    if not value.strip():
-        raise ValueError(f"must not be empty; set it, e.g. {example}, or remove the key for the default")
-    return value
-
-
-class StrictModel(BaseModel):
-    """Unknown keys are errors: a typo must never be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class ImageConfig(StrictModel):
@@ -214,30 +158,6 @@ class ImageConfig(StrictModel):
         return value
 
 
-def is_registry_host(first: str) -> bool:
-    """How container runtimes decide that the first path part is a registry."""
-    return "." in first or ":" in first or first == "localhost"
-
-
-def split_registry(repository: str) -> tuple[Optional[str], str]:
-    """`registry.internal:5000/team/app` -> (`registry.internal:5000`, `team/app`)."""
-    first, _, rest = repository.partition("/")
-    if rest and is_registry_host(first):
-        return first, rest
-    return None, repository
-
-
-def tag_minor(tag: str) -> Optional[tuple[int, int]]:
-    """(major, minor) of a version tag, None when the tag is no version."""
-    match = re.match(r"^v?(\d+)\.(\d+)", tag)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def version_before(tag: str, minimum: tuple[int, int]) -> bool:
-    minor = tag_minor(tag)
-    return minor is not None and minor < minimum
-
-
 class ResourcesConfig(StrictModel):
     # Measured by `make verify` (PSS of every Langflow process, after start and a flow run): 1.75 GiB for
     # 1.6.4 with its PyPI dependencies (PyTorch comes in through docling), 1.1 GiB for 1.13.0.
@@ -290,57 +210,7 @@ class StorageConfig(StrictModel):
         "also retained in the cluster if it ever leaves the program.",
     )
 
-    @field_validator("storage_class")
-    @classmethod
-    def _storage_class(cls, value: Optional[str]) -> Optional[str]:
-        if value == "":
-            raise ValueError("must not be empty; remove the key to use the cluster's default StorageClass")
-        problem = kube.dns_subdomain_problem(value, "StorageClass name") if value is not None else None
-        if problem:
-            raise ValueError(problem)
-        return value
-
-
-class SecretKeyRef(StrictModel):
-    name: str = Field(description="Name of an existing Secret in the namespace.")
-    key: str = Field("url", description="Key inside that Secret.")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        problem = kube.dns_subdomain_problem(value, "Secret name")
-        if problem:
-            raise ValueError(problem)
-        return value
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        if not value or len(value) > 253 or not SECRET_KEY_NAME.match(value):
-            raise ValueError(f"{value!r} is not a Secret key; use letters, digits, '-', '_' and '.', e.g. url")
-        return value
-
-
-class DatabaseConfig(StrictModel):
-    type: Literal["sqlite", "url"] = Field(
-        "sqlite",
-        description="`sqlite`: a file on the data volume (one replica only). `url`: a SQLAlchemy "
-        "URL read from a Secret, e.g. the one the PostgreSQL component produces.",
-    )
-    url_secret: Optional[SecretKeyRef] = Field(
-        None,
-        description="With type `url`: the Secret (`name`, `key`, default key `url`) holding "
-        "LANGFLOW_DATABASE_URL. Credentials in it must be percent-encoded.",
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "DatabaseConfig":
-        if self.type == "url" and self.url_secret is None:
-            raise at("url_secret", "required when database.type is 'url'; set database.url_secret.name "
-                     "to the Secret holding the database URL")
-        if self.type == "sqlite" and self.url_secret is not None:
-            raise at("url_secret", "only used when database.type is 'url'; remove it or set database.type: url")
-        return self
+    _storage_class = field_validator("storage_class")(classmethod(lambda cls, value: storage_class_name(value)))
 
 
 class AuthConfig(StrictModel):
@@ -380,7 +250,7 @@ class AuthConfig(StrictModel):
     @field_validator("superuser")
     @classmethod
     def _superuser(cls, value: str) -> str:
-        return _not_blank(value, "admin")
+        return not_blank(value, "admin")
 
     @field_validator("superuser_password")
     @classmethod
@@ -445,7 +315,7 @@ class FlowsConfig(StrictModel):
     @field_validator("folder")
     @classmethod
     def _folder(cls, value: str) -> str:
-        _not_blank(value, "flows")
+        not_blank(value, "flows")
         if value.startswith("/") or ".." in re.split(r"[/\\]", value):
             raise ValueError(f"{value!r}: give a folder inside the project, relative to its root, e.g. flows")
         return value
@@ -453,7 +323,7 @@ class FlowsConfig(StrictModel):
     @field_validator("mount_path")
     @classmethod
     def _mount_path(cls, value: str) -> str:
-        _not_blank(value, "/app/flows")
+        not_blank(value, "/app/flows")
         clash = [p for p in MANAGED_PATHS if kube.paths_overlap(p, value)]
         if not value.startswith("/") or clash or kube.normal_path(value) in {"/", "/app"}:
             reason = f"it overlaps {clash[0]}, which the program mounts" if clash else "it must be an absolute folder"
@@ -471,7 +341,7 @@ class FlowsConfig(StrictModel):
     @field_validator("default_flow")
     @classmethod
     def _default_flow(cls, value: Optional[str]) -> Optional[str]:
-        return value if value is None else _not_blank(value, "echo")
+        return value if value is None else not_blank(value, "echo")
 
     @model_validator(mode="after")
     def _consistent(self) -> "FlowsConfig":

@@ -12,7 +12,7 @@ wrong and how to fix it.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from settings import kube
 from settings.managed import MANAGED_PATHS, MANAGED_VOLUMES, managed_env_source
@@ -36,6 +36,8 @@ RESERVED_ANNOTATION_PREFIXES = ("pulumi.com/", "langflow.org/")
 PRESET_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 MIN_MEMORY_LIMIT = kube.parse_quantity("1Gi")
 MIN_STORAGE = kube.parse_quantity("100Mi")
+MIN_DATABASE_STORAGE = kube.parse_quantity("1Gi")
+MIN_DATABASE_MEMORY = kube.parse_quantity("256Mi")
 TOLERATION_OPERATORS = ("Exists", "Equal")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
@@ -211,38 +213,44 @@ def extra_volume_mounts_rule(config: LangflowStackConfig) -> Iterator[Problem]:
     yield from _each_checked("extra_volume_mounts", config.extra_volume_mounts, "volumemount-v1", mount_rules)
 
 
-def resources_rule(config: LangflowStackConfig) -> Iterator[Problem]:
-    resources = config.resources
-    for kind in ("requests", "limits"):
-        for name, quantity in getattr(resources, kind).items():
-            key = f"resources.{kind}{kube.key_path(name)}"
+def _resource_problems(key: str, requests: dict[str, str], limits: dict[str, str], defaulted: bool,
+                       min_memory_limit: Any, why_minimum: str) -> Iterator[Problem]:
+    """A container's requests and limits: known resources, sane amounts, each request at most its limit."""
+    for kind, amounts in (("requests", requests), ("limits", limits)):
+        for name, quantity in amounts.items():
+            at = f"{key}.{kind}{kube.key_path(name)}"
             if name not in RESOURCE_NAMES:
-                yield (key, f"unknown resource; use {', '.join(RESOURCE_NAMES)}")
+                yield (at, f"unknown resource; use {', '.join(RESOURCE_NAMES)}")
                 continue
             amount = kube.parse_quantity(quantity)
             if amount <= 0:
-                yield (key, f"{quantity} must be more than 0; remove the key for no {kind[:-1]}")
+                yield (at, f"{quantity} must be more than 0; remove the key for no {kind[:-1]}")
             elif name == "cpu" and amount < kube.parse_quantity("1m"):
-                yield (key, f"{quantity} is less than the smallest CPU amount (1m); write e.g. 100m")
+                yield (at, f"{quantity} is less than the smallest CPU amount (1m); write e.g. 100m")
             elif name != "cpu" and amount != amount.to_integral_value():
-                yield (key, f"{quantity} is {amount} bytes, not a whole number ('m' means milli, not mega); "
+                yield (at, f"{quantity} is {amount} bytes, not a whole number ('m' means milli, not mega); "
                        f"write e.g. {quantity[:-1]}Mi" if str(quantity).endswith("m") else
                        f"{quantity} is not a whole number of bytes; write e.g. 512Mi")
-    limit = resources.limits.get("memory")
-    if limit is not None and _positive(limit) and kube.parse_quantity(limit) < MIN_MEMORY_LIMIT:
-        yield ("resources.limits.memory",
-               f"{limit} is less than Langflow needs to start (about 1.8 GiB for 1.6, 1.1 GiB for 1.13), so the "
-               "pod would be OOM-killed on every start; set at least 1Gi (2Gi or more for 1.6)")
-    defaulted = "requests" not in resources.model_fields_set
+    limit = limits.get("memory")
+    if limit is not None and _positive(limit) and kube.parse_quantity(limit) < min_memory_limit:
+        yield (f"{key}.limits.memory", f"{limit} {why_minimum}")
     for name in RESOURCE_NAMES:
-        request, limit = resources.requests.get(name), resources.limits.get(name)
+        request, limit = requests.get(name), limits.get(name)
         if request is None or limit is None or not (_positive(request) and _positive(limit)):
             continue
         if kube.parse_quantity(request) > kube.parse_quantity(limit):
             origin = "the default request" if defaulted else "the request"
-            yield (f"resources.requests{kube.key_path(name)}",
-                   f"{origin} {request} is more than resources.limits.{name} ({limit}), which Kubernetes refuses; "
-                   f"set resources.requests.{name} to at most {limit}, or raise the limit")
+            yield (f"{key}.requests{kube.key_path(name)}",
+                   f"{origin} {request} is more than {key}.limits.{name} ({limit}), which Kubernetes refuses; "
+                   f"set {key}.requests.{name} to at most {limit}, or raise the limit")
+
+
+def resources_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    resources = config.resources
+    yield from _resource_problems(
+        "resources", resources.requests, resources.limits, "requests" not in resources.model_fields_set,
+        MIN_MEMORY_LIMIT, "is less than Langflow needs to start (about 1.8 GiB for 1.6, 1.1 GiB for 1.13), so the "
+        "pod would be OOM-killed on every start; set at least 1Gi (2Gi or more for 1.6)")
 
 
 def _positive(quantity: str) -> bool:
@@ -252,13 +260,40 @@ def _positive(quantity: str) -> bool:
         return False
 
 
-def storage_size_rule(config: LangflowStackConfig) -> Iterator[Problem]:
-    size = kube.parse_quantity(config.storage.size)
+def _size_problem(size_text: str, minimum: Any, minimum_text: str, example: str) -> Optional[str]:
+    size = kube.parse_quantity(size_text)
     if size != size.to_integral_value():
-        yield ("storage.size", f"{config.storage.size!r} is not a whole number of bytes ('m' means milli); write e.g. 1Gi")
-    elif size < MIN_STORAGE:
-        yield ("storage.size", f"{config.storage.size!r} is too small for Langflow's data (Kubernetes refuses 0); "
-               "use at least 100Mi, e.g. 1Gi")
+        return f"{size_text!r} is not a whole number of bytes ('m' means milli); write e.g. {example}"
+    if size < minimum:
+        return f"{size_text!r} is too small (Kubernetes refuses 0); use at least {minimum_text}, e.g. {example}"
+    return None
+
+
+def storage_size_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    problem = _size_problem(config.storage.size, MIN_STORAGE, "100Mi", "1Gi")
+    if problem:
+        yield ("storage.size", problem.replace("is too small", "is too small for Langflow's data"))
+
+
+def database_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    """The PostgreSQL component's volumes and resources."""
+    if config.database.type != "postgresql":
+        return
+    postgres = config.database.postgresql
+    key = "database.postgresql"
+    if postgres.mode == "in-cluster":
+        in_cluster = postgres.in_cluster
+        problem = _size_problem(in_cluster.storage.size, MIN_DATABASE_STORAGE, "1Gi", "10Gi")
+        if problem:
+            yield (f"{key}.in_cluster.storage.size", problem)
+        yield from _resource_problems(
+            f"{key}.in_cluster.resources", in_cluster.resources.get("requests", {}),
+            in_cluster.resources.get("limits", {}), "resources" not in in_cluster.model_fields_set,
+            MIN_DATABASE_MEMORY, "is too little for PostgreSQL's shared buffers and connections; set at least 256Mi")
+    elif postgres.mode == "cloudnative-pg":
+        problem = _size_problem(postgres.cloudnative_pg.storage.size, MIN_DATABASE_STORAGE, "1Gi", "10Gi")
+        if problem:
+            yield (f"{key}.cloudnative_pg.storage.size", problem)
 
 
 # --- rules across keys ---------------------------------------------------------------
@@ -276,11 +311,17 @@ def sqlite_rule(config: LangflowStackConfig) -> Iterator[Problem]:
 
 
 def shared_volume_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    """Several replicas share what Langflow keeps on disk: uploaded files, profile pictures."""
     storage = config.storage
-    if config.database.type != "sqlite" and config.replicas > 1 and storage.enabled \
-            and storage.access_mode != "ReadWriteMany":
-        yield ("storage.access_mode", f"more than one replica cannot share a {storage.access_mode} volume; use "
-               "ReadWriteMany, or storage.enabled: false")
+    if config.database.type == "sqlite" or config.replicas == 1:
+        return
+    if not storage.enabled:
+        yield ("storage.enabled", f"with {config.replicas} replicas each pod would keep its own uploaded files, so a "
+               "file uploaded through one is missing in the others; set storage.enabled: true with "
+               "storage.access_mode: ReadWriteMany (or replicas: 1)")
+    elif storage.access_mode != "ReadWriteMany":
+        yield ("storage.access_mode", f"{config.replicas} replicas cannot share a {storage.access_mode} volume; use "
+               "ReadWriteMany (a storage class that offers it, e.g. NFS or CephFS), or replicas: 1")
 
 
 def exposure_rule(config: LangflowStackConfig) -> Iterator[Problem]:
@@ -326,7 +367,7 @@ def flows_mount_rule(config: LangflowStackConfig) -> Iterator[Problem]:
 
 RULES: tuple[Callable[[LangflowStackConfig], Iterable[Problem]], ...] = (
     namespace_rule, resources_rule, node_selector_rule, tolerations_rule, affinity_rule,
-    service_annotations_rule, storage_size_rule, login_off_rule, extra_env_rule, extra_volumes_rule,
+    service_annotations_rule, storage_size_rule, database_rule, login_off_rule, extra_env_rule, extra_volumes_rule,
     extra_volume_mounts_rule, labels_rule, annotations_rule,
     sqlite_rule, shared_volume_rule, exposure_rule, old_langflow_rule, flows_mount_rule,
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -43,6 +44,8 @@ class ProgramRun:
     outputs: dict[str, Any] = field(default_factory=dict)
     # Resource options as the program passed them, by (type, name): mocks never see them.
     options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
+    # Objects read from the cluster (`<namespace>/<name>`).
+    reads: list[str] = field(default_factory=list)
     error: Optional[BaseException] = None
 
     def of_type(self, typ: str) -> list[Registered]:
@@ -58,10 +61,16 @@ class ProgramRun:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, run: ProgramRun):
-        self.run = run
+    def __init__(self, run: ProgramRun, cluster: "FakeCluster"):
+        self.run, self.cluster = run, cluster
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        if args.resource_id and args.typ == "kubernetes:core/v1:Secret":
+            # A read (`Secret.get`) of a Secret the program did not create: the fake cluster holds it.
+            name = args.resource_id.split("/")[-1]
+            data = {k: base64.b64encode(v.encode()).decode() for k, v in self.cluster.secrets.get(name, {}).items()}
+            self.run.reads.append(args.resource_id)
+            return args.resource_id, {"metadata": {"name": name}, "data": data}
         state = json.loads(json.dumps(args.inputs))
         if args.typ.startswith("kubernetes:"):
             meta = state.setdefault("metadata", {})
@@ -100,16 +109,24 @@ def pulumi_config_env(values: dict[str, Any]) -> str:
 
 
 class FakeCluster:
-    """What the program reads from the cluster: the namespaces that exist, with their metadata."""
+    """What the program reads from the cluster: namespaces (metadata), Secrets (data) and claims (annotations)."""
 
-    def __init__(self, namespaces: Optional[dict[str, dict[str, Any]]] = None):
-        self.namespaces = namespaces or {}
+    def __init__(self, namespaces: Optional[dict[str, dict[str, Any]]] = None,
+                 secrets: Optional[dict[str, dict[str, str]]] = None,
+                 claims: Optional[dict[str, dict[str, str]]] = None):
+        self.namespaces, self.secrets, self.claims = namespaces or {}, secrets or {}, claims or {}
 
     def __call__(self, *args: Any, **kwargs: Any) -> "FakeCluster":  # stands in for the KubeconfigCluster class
         return self
 
     def namespace(self, name: str) -> Optional[dict[str, Any]]:
         return self.namespaces.get(name)
+
+    def secret_keys(self, namespace: str, name: str) -> Optional[set[str]]:
+        return set(self.secrets[name]) if name in self.secrets else None
+
+    def claim_annotations(self, namespace: str, name: str) -> Optional[dict[str, str]]:
+        return self.claims.get(name)
 
 
 def run_program(
@@ -127,7 +144,8 @@ def run_program(
     previous = os.environ.get("PULUMI_CONFIG")
     os.environ["PULUMI_CONFIG"] = pulumi_config_env(values)
     try:
-        pulumi.runtime.set_mocks(RecordingMocks(run), project="langflow", stack=stack, preview=False)
+        cluster = cluster or FakeCluster()
+        pulumi.runtime.set_mocks(RecordingMocks(run, cluster), project="langflow", stack=stack, preview=False)
 
         exports: dict[str, pulumi.Output] = {}
 
@@ -148,7 +166,7 @@ def run_program(
         def program():
             with patch.object(pulumi, "export", record_export), \
                     patch.object(pulumi.Resource, "__init__", record_options), \
-                    patch("settings.cluster.KubeconfigCluster", cluster or FakeCluster()):
+                    patch("settings.cluster.KubeconfigCluster", cluster):
                 runpy.run_path(str(main), run_name="__main__")
             return pulumi.Output.from_input(asyncio.ensure_future(resolve_exports()))
 

@@ -73,7 +73,7 @@ def test_defaults_are_valid_and_safe():
         ({"database": {"type": "url", "url_secret": {"name": "DB"}}}, "database.url_secret.name", "not a valid Secret name"),
         ({"database": {"type": "url", "url_secret": {"name": "db", "key": "a b"}}}, "database.url_secret.key", "not a Secret key"),
         ({"database": {"type": "url", "url_secret": {}}}, "database.url_secret.name", "required"),
-        ({"database": {"type": "mysql"}}, "database.type", "'sqlite' or 'url'"),
+        ({"database": {"type": "mysql"}}, "database.type", "'sqlite', 'postgresql' or 'url'"),
         ({"auth": {"enabled": "maybe"}}, "auth.enabled", "true or false"),
         ({"auth": {"enabled": True, "superuser_password": "short"}}, "auth.superuser_password", "at least 12 characters"),
         ({"auth": {"secret_key": "a" * 32}}, "auth.secret_key", "URL-safe base64 of exactly 32 bytes"),

@@ -51,7 +51,7 @@ def test_env_for_sqlite_with_login_off():
 
 def test_env_with_login_on_and_database_url():
     config = parse_config({
-        **URL_DB, "replicas": 2, "storage": {"enabled": False},
+        **URL_DB, "replicas": 2, "storage": {"access_mode": "ReadWriteMany"},
         "auth": {"enabled": True, "superuser": "admin", "new_user_is_active": True, "access_token_expire_seconds": 60},
         "runtime": {"backend_only": True}, "flows": {"source": "none"},
         "extra_env": [{"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "llm", "key": "openai"}}}],
@@ -121,13 +121,13 @@ def test_update_strategy_never_waits_on_a_held_volume(values, strategy):
 
 
 def test_several_replicas_prefer_different_nodes_unless_affinity_is_given():
-    spread = spec.affinity(parse_config({**URL_DB, "replicas": 2, "storage": {"enabled": False}}))
+    spread = spec.affinity(parse_config({**URL_DB, "replicas": 2, "storage": {"access_mode": "ReadWriteMany"}}))
     term = spread["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert spec.affinity(parse_config({})) == {}
     given = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
         {"weight": 1, "preference": {"matchExpressions": [{"key": "pool", "operator": "Exists"}]}}]}}
-    assert spec.affinity(parse_config({**URL_DB, "replicas": 2, "storage": {"enabled": False}, "affinity": given})) == given
+    assert spec.affinity(parse_config({**URL_DB, "replicas": 2, "storage": {"access_mode": "ReadWriteMany"}, "affinity": given})) == given
 
 
 def test_deployment_manifest():
@@ -171,7 +171,7 @@ def test_only_the_workload_carries_the_release_version():
 def test_up_waits_until_every_pod_is_new_and_available(replicas):
     values = {"replicas": replicas}
     if replicas > 1:
-        values.update(URL_DB, storage={"enabled": False})
+        values.update(URL_DB, storage={"access_mode": "ReadWriteMany"})
     annotations = spec.deployment_manifest(parse_config(values), credentials_secret="c")["metadata"]["annotations"]
     assert json.loads(annotations["pulumi.com/waitFor"]) == [
         f"jsonpath={{.status.updatedReplicas}}={replicas}",

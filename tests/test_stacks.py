@@ -110,11 +110,11 @@ def test_prod_requires_login_with_a_generated_password(prod):
     assert values["LANGFLOW_AUTO_LOGIN"] == "false"
     assert values["LANGFLOW_SUPERUSER"] == "admin"
     assert values["LANGFLOW_BACKEND_ONLY"] == "true"
-    assert secret_value(prod.one(SECRET).inputs["stringData"])["LANGFLOW_SUPERUSER_PASSWORD"] == FAKE_PASSWORD
+    assert secret_value(prod.named(SECRET, "langflow-credentials").inputs["stringData"])["LANGFLOW_SUPERUSER_PASSWORD"] == FAKE_PASSWORD
     superuser = prod.outputs["superuser"]
     assert superuser.secret and superuser.value == {"name": "admin", "password": FAKE_PASSWORD}
-    assert prod.one("random:index/randomPassword:RandomPassword").inputs["length"] >= 16
-    assert prod.one(SERVICE).inputs["spec"]["type"] == "ClusterIP"
+    assert prod.named("random:index/randomPassword:RandomPassword", "langflow-superuser-password").inputs["length"] >= 16
+    assert prod.named(SERVICE, "langflow").inputs["spec"]["type"] == "ClusterIP"
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -153,11 +153,12 @@ def test_a_bad_flow_stops_the_run_naming_the_file(tmp_path: Path):
 def test_config_and_flow_problems_fail_the_run_together(tmp_path: Path):
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "broken.json").write_bytes(b"\xff")
-    values = {**stack_values("prod"), "replicas": 2, "extra_env": [{"name": "langflow_auto_login", "value": "true"}]}
+    values = {**stack_values("prod"), "storage": {"access_mode": "ReadWriteOnce"},
+              "extra_env": [{"name": "langflow_auto_login", "value": "true"}]}
     run = run_program(values, "prod", project_dir=tmp_path)
     message = str(run.error)
     assert "3 problems" in message and "Traceback" not in message
-    for expected in ("langflow:replicas: SQLite allows exactly one replica",
+    for expected in ("langflow:storage.access_mode: 2 replicas cannot share a ReadWriteOnce volume",
                      "langflow:extra_env[0].name: langflow_auto_login is read by Langflow as LANGFLOW_AUTO_LOGIN",
                      "flows/broken.json: is not UTF-8"):
         assert expected in message, message
@@ -213,5 +214,5 @@ def test_user_supplied_credentials_are_used_and_no_random_is_created():
     run = run_program({**stack_values("prod"), "auth": {
         "enabled": True, "superuser_password": "a-long-password!", "secret_key": key}}, "prod")
     assert run.error is None, run.error
-    assert not [r for r in run.resources if r.type.startswith("random:")]
-    assert secret_value(run.one(SECRET).inputs["stringData"]) == {"LANGFLOW_SECRET_KEY": key, "LANGFLOW_SUPERUSER_PASSWORD": "a-long-password!"}
+    assert not [r for r in run.resources if r.type.startswith("random:") and not r.name.startswith("langflow-postgres")]
+    assert secret_value(run.named(SECRET, "langflow-credentials").inputs["stringData"]) == {"LANGFLOW_SECRET_KEY": key, "LANGFLOW_SUPERUSER_PASSWORD": "a-long-password!"}

@@ -62,7 +62,7 @@ def test_extra_env_names_differing_only_in_case_are_one_variable_to_langflow():
 
 @pytest.mark.parametrize("stack_auth", [False, True])
 def test_every_variable_the_workload_sets_is_managed(stack_auth):
-    values = {"auth": {"enabled": stack_auth}, "replicas": 2, **URL_DB, "storage": {"enabled": False}}
+    values = {"auth": {"enabled": stack_auth}, "replicas": 2, **URL_DB, "storage": {"access_mode": "ReadWriteMany"}}
     names = {e["name"] for e in spec.container_env(parse_config(values), "creds")}
     assert names <= set(MANAGED_ENV), names - set(MANAGED_ENV)
 

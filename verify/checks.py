@@ -13,7 +13,10 @@ The sequence, for one stack on one Langflow release:
 from __future__ import annotations
 
 import json
+import os
 import signal
+import uuid
+from contextlib import ExitStack
 import tempfile
 import threading
 import time
@@ -22,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from components import langflow_spec as spec
+from components.langflow_spec import init_job_needed
 from settings import ConfigError, StackSettings, load_settings
 from settings.flows import FlowFile
 from verify.install import ensure_langflow
-from verify.process import LangflowProcess, StartFailed
+from verify.postgres import PostgresUnavailable, ScratchPostgres
+from verify.process import RUN_MARKER, LangflowProcess, StartFailed
 from verify.render import RenderError, generated_credentials, render
 
 # Memory is fine below this share of the limit: a flow run needs room above the idle process.
@@ -76,6 +80,8 @@ class Verification:
         self.faults = faults or Faults()
         self.database_url = database_url
         self.process: Optional[LangflowProcess] = None
+        # Marks this run's processes (verify/process.py); the environment may name it, for tests.
+        self.run_id = os.environ.get(RUN_MARKER) or uuid.uuid4().hex
 
     # --- the sequence ----------------------------------------------------------------
 
@@ -99,16 +105,18 @@ class Verification:
             venv = ensure_langflow(version, log=report.note)
             report.ok("Langflow installed from its lock", str(venv))
             credentials = generated_credentials(settings.config.auth.enabled)
-            container = render(settings, credentials, self.database_url)
-            for note in container.notes:
-                report.note(note)
-            with tempfile.TemporaryDirectory(prefix="langflow-verify-") as workdir:
-                self.process = LangflowProcess(venv, container, Path(workdir))
-                try:
-                    self._checks(settings, container, credentials)
-                finally:
-                    self.process.cleanup()
-        except (CheckFailed, StartFailed, RenderError) as error:
+            with ExitStack() as stack:
+                database_url = self._database(settings, stack)
+                container = render(settings, credentials, database_url)
+                for note in container.notes:
+                    report.note(note)
+                workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="langflow-verify-")))
+                if init_job_needed(settings.config):
+                    self._init_job(venv, render(settings, credentials, database_url, init_job=True), workdir)
+                self.process = LangflowProcess(venv, container, workdir, self.run_id)
+                stack.callback(self.process.cleanup)
+                self._checks(settings, container, credentials)
+        except (CheckFailed, StartFailed, RenderError, PostgresUnavailable) as error:
             if report.failed is None:
                 report.fail("verify", str(error))
         except ConfigError as error:
@@ -116,6 +124,29 @@ class Verification:
         verdict = "FAILED" if report.failed else "PASSED"
         report.out(f"{verdict}: {len(report.passed)} checks passed" + (f", failed at: {report.failed}" if report.failed else ""))
         return report.failed is None
+
+    def _database(self, settings: StackSettings, stack: ExitStack) -> Optional[str]:
+        """The database URL Langflow gets: the one given, or a scratch PostgreSQL's for a PostgreSQL stack."""
+        config = settings.config.database
+        if self.database_url or config.type != "postgresql":
+            return self.database_url
+        scratch = stack.enter_context(ScratchPostgres(config.postgresql, log=self.report.note))
+        self.report.ok("the bootstrap SQL creates Langflow's role and database (run twice: idempotent)",
+                       "a password with @ : / # % ? & ' \" and a space, percent-encoded in the URL")
+        return scratch.url
+
+    def _init_job(self, venv: Path, container, workdir: Path) -> None:
+        """The init Job's command, run as the Job runs it: Langflow's start-up once, then exit 0."""
+        what = "the init Job runs Langflow's start-up once and exits"
+        init = LangflowProcess(venv, container, workdir / "init", self.run_id)
+        init.workdir.mkdir()
+        try:
+            init.start()
+            status, seconds = init.wait_exit(container.startup_budget_seconds)
+        finally:
+            init.cleanup()
+        self._check(what, status == 0, f"exit status {status} after {seconds:.0f} s (the Job's deadline is "
+                    f"{container.startup_budget_seconds} s)\n{init.log_tail()}", f"{seconds:.0f} s")
 
     def _settings(self) -> StackSettings:
         values = dict(self.values)

@@ -46,9 +46,27 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+# Marks every process of one `make verify` run, so that the run (and its tests) can find its own.
+RUN_MARKER = "MAKE_VERIFY_RUN"
+
+
+def processes_of_run(run_id: str) -> list[int]:
+    """Live processes started by the `make verify` run `run_id` (readable by root, or by their owner)."""
+    found = []
+    needle = f"{RUN_MARKER}={run_id}".encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and needle in (entry / "environ").read_bytes().split(b"\0") \
+                    and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 class LangflowProcess:
-    def __init__(self, venv: Path, container: Container, workdir: Path):
-        self.venv, self.container, self.workdir = venv, container, workdir
+    def __init__(self, venv: Path, container: Container, workdir: Path, run_id: str = ""):
+        self.venv, self.container, self.workdir, self.run_id = venv, container, workdir, run_id
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
@@ -79,6 +97,7 @@ class LangflowProcess:
         # Loopback only; the container listens on 0.0.0.0:7860 behind its pod IP.
         env.update(LANGFLOW_HOST="127.0.0.1", LANGFLOW_PORT=str(self.port))
         env["PATH"] = f"{self.venv}/bin:/usr/local/bin:/usr/bin:/bin"
+        env[RUN_MARKER] = self.run_id
         return env
 
     def start(self) -> None:
@@ -89,7 +108,7 @@ class LangflowProcess:
                           groups=[self.container.fs_group], working_dir=self.container.working_dir,
                           visible=[str(self.venv), str(python_home)])
         # A PID namespace of its own: Langflow is PID 1, and nothing outlives it.
-        argv = sandbox.command([str(self.venv / "bin" / "langflow"), "run"])
+        argv = sandbox.command(self.container.command or [str(self.venv / "bin" / "langflow"), "run"])
         argv[1:1] = ["--pid", "--kill-child=SIGKILL"]
         log = self.log_path.open("a")
         log.write(f"\n===== start {self.starts} =====\n")
@@ -98,6 +117,15 @@ class LangflowProcess:
         self.proc = subprocess.Popen(argv, env=self.environment(), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
+
+    def wait_exit(self, budget: float) -> tuple[Optional[int], float]:
+        """(exit status, seconds) of a run-to-completion command; status None when the budget ran out."""
+        started = time.monotonic()
+        try:
+            return self.proc.wait(timeout=budget), time.monotonic() - started
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None, time.monotonic() - started
 
     def wait_ready(self, budget: float) -> float:
         """Seconds until /health_check answers ok; StartFailed as soon as start-up cannot succeed."""

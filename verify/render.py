@@ -23,6 +23,7 @@ from settings import StackSettings
 from settings.kube import parse_quantity
 
 CREDENTIALS_SECRET = "langflow-credentials"
+DATABASE_URL_SECRET = {"name": "langflow-database-url", "key": "url"}
 FLOWS_CONFIG_MAP = "langflow-flows"
 # Secrets and ConfigMaps the stack only references (LLM keys, CA bundles): their content is not the program's.
 PLACEHOLDER = "placeholder-from-make-verify"
@@ -57,6 +58,8 @@ class Volume:
 
 @dataclass
 class Container:
+    # The container's command; None: the image's own (`langflow run`).
+    command: Optional[list[str]]
     env: dict[str, str]
     volumes: list[Volume]
     uid: int
@@ -78,10 +81,13 @@ def generated_credentials(auth_enabled: bool) -> dict[str, str]:
     return values
 
 
-def render(settings: StackSettings, credentials: dict[str, str], database_url: Optional[str] = None) -> Container:
+def render(settings: StackSettings, credentials: dict[str, str], database_url: Optional[str] = None,
+           init_job: bool = False) -> Container:
+    """The Deployment's Langflow container, or (`init_job`) the init Job's."""
     config = settings.config
-    manifest = spec.deployment_manifest(
-        config, credentials_secret=CREDENTIALS_SECRET, flows_config_map=FLOWS_CONFIG_MAP, flows_digest="verify")
+    template = dict(credentials_secret=CREDENTIALS_SECRET, flows_config_map=FLOWS_CONFIG_MAP, flows_digest="verify",
+                    database=spec.DatabaseLink(DATABASE_URL_SECRET) if config.database.type == "postgresql" else None)
+    manifest = spec.init_job_manifest(config, **template) if init_job else spec.deployment_manifest(config, **template)
     pod = manifest["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     notes: list[str] = []
@@ -99,13 +105,15 @@ def render(settings: StackSettings, credentials: dict[str, str], database_url: O
             notes.append(f"volume {mount['name']} ({kind}) at {mount['mountPath']} is empty here: its content is not "
                          "the program's")
         volumes.append(Volume(mount["mountPath"], mount["name"], kind, writable, files, mount.get("subPath")))
-    startup = container["startupProbe"]
+    # The init Job has no probes: its deadline is the same budget.
+    startup = container.get("startupProbe")
+    budget = startup["periodSeconds"] * startup["failureThreshold"] if startup else manifest["spec"]["activeDeadlineSeconds"]
     security = pod["securityContext"]
     limit = container["resources"].get("limits", {}).get("memory")
     return Container(
-        env=env, volumes=volumes, uid=security["runAsUser"], gid=security["runAsGroup"],
+        command=container.get("command"), env=env, volumes=volumes, uid=security["runAsUser"], gid=security["runAsGroup"],
         fs_group=security["fsGroup"], working_dir="/app", port=spec.CONTAINER_PORT,
-        startup_budget_seconds=startup["periodSeconds"] * startup["failureThreshold"],
+        startup_budget_seconds=budget,
         memory_limit_bytes=int(parse_quantity(limit)) if limit else None, notes=notes,
     )
 
@@ -120,11 +128,10 @@ def _env_value(item: dict[str, Any], config, credentials: dict[str, str], databa
         ref = source["secretKeyRef"]
         if ref["name"] == CREDENTIALS_SECRET:
             return credentials[ref["key"]]
-        if config.database.type == "url" and config.database.url_secret and ref["name"] == config.database.url_secret.name:
+        if name == "LANGFLOW_DATABASE_URL":
             if database_url is None:
-                # Hook for the PostgreSQL component: it will hand verify a database of its own.
-                raise RenderError("database.type url: make verify needs a database; pass --database-url "
-                                  "postgresql://... (a scratch database Langflow may migrate)")
+                raise RenderError(f"database.type {config.database.type}: make verify needs a database; pass "
+                                  "--database-url postgresql://... (a scratch database Langflow may migrate)")
             return database_url
         notes.append(f"{name}: Secret {ref['name']} is referenced, not held by the program: a placeholder value here")
         return PLACEHOLDER

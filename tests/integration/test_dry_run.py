@@ -58,10 +58,14 @@ def collection(obj: dict[str, Any]) -> str:
     return f"{base}/namespaces/{obj['metadata']['namespace']}/{plural}"
 
 
-def pod_from(deployment: dict[str, Any]) -> dict[str, Any]:
-    """The Pod the Deployment would create: Pod Security admission enforces on Pods only."""
-    template = copy.deepcopy(deployment["spec"]["template"])
-    metadata = {**template.get("metadata", {}), "name": "dry-run-pod", "namespace": deployment["metadata"]["namespace"]}
+WORKLOADS = ("Deployment", "StatefulSet", "Job")
+
+
+def pod_from(workload: dict[str, Any]) -> dict[str, Any]:
+    """The Pod a workload would create: Pod Security admission enforces on Pods only."""
+    template = copy.deepcopy(workload["spec"]["template"])
+    name = f"dry-run-{workload['kind'].lower()}-{workload['metadata']['name']}"[:63].rstrip("-")
+    metadata = {**template.get("metadata", {}), "name": name, "namespace": workload["metadata"]["namespace"]}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
 
 
@@ -69,7 +73,7 @@ def objects_of(values: dict[str, Any], stack: str) -> list[dict[str, Any]]:
     run = run_program(values, stack)
     assert run.error is None, run.error
     out = [manifest(r) for r in run.resources if r.type.startswith("kubernetes:")]
-    out += [pod_from(o) for o in out if o["kind"] == "Deployment"]
+    out += [pod_from(o) for o in out if o["kind"] in WORKLOADS]
     return out
 
 
@@ -93,11 +97,17 @@ def api(local_cluster_module):
     return local_cluster_module().client()
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_every_object_of_the_stack_passes_a_server_side_dry_run(api, stack):
+BASE_KINDS = ["ConfigMap", "Deployment", "Namespace", "PersistentVolumeClaim", "Pod", "Secret", "Service"]
+
+
+@pytest.mark.parametrize(("stack", "kinds"), [
+    ("dev", BASE_KINDS),
+    # On PostgreSQL: the database StatefulSet, its bootstrap Job and Langflow's init Job.
+    ("prod", sorted(BASE_KINDS + ["Job", "StatefulSet"])),
+])
+def test_every_object_of_the_stack_passes_a_server_side_dry_run(api, stack, kinds):
     objects = objects_of(stack_values(stack), stack)
-    kinds = sorted({o["kind"] for o in objects})
-    assert kinds == ["ConfigMap", "Deployment", "Namespace", "PersistentVolumeClaim", "Pod", "Secret", "Service"], kinds
+    assert sorted({o["kind"] for o in objects}) == kinds
     assert dry_run(api, objects) == []
 
 
@@ -182,7 +192,7 @@ ACCEPTED = {
     "long valid tag and a digest": {"image": {"tag": "1.6.4-" + "a" * 100, "digest": "sha256:" + "0" * 64,
                                               "registry": "localhost:5000", "pull_secrets": ["regcred", "other.one"]}},
     "several replicas on a database": {"replicas": 3, "database": {"type": "url", "url_secret": {"name": "db", "key": "uri"}},
-                                       "storage": {"enabled": False}, "runtime": {"workers": 4}},
+                                       "storage": {"access_mode": "ReadWriteMany"}, "runtime": {"workers": 4}},
     "service exposed with login": {"auth": {"enabled": True, "superuser": "root admin ü"},
                                    "service": {"type": "LoadBalancer", "port": 443,
                                                "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}}},

@@ -7,6 +7,7 @@ a second up with no changes, an image release, a flow change, destroy.
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -25,9 +26,17 @@ def replica_sets(client, namespace: str) -> list[dict]:
 
 
 def rolled_out(deploy: dict) -> bool:
-    status = deploy["status"]
+    status, replicas = deploy["status"], deploy["spec"]["replicas"]
     return status.get("observedGeneration") == deploy["metadata"]["generation"] and all(
-        status.get(field) == 1 for field in ("updatedReplicas", "availableReplicas", "replicas"))
+        status.get(field) == replicas for field in ("updatedReplicas", "availableReplicas", "replicas"))
+
+
+def jobs(client, namespace: str) -> list[dict]:
+    return client.items(f"/apis/batch/v1/namespaces/{namespace}/jobs")
+
+
+def completed(job: dict) -> bool:
+    return any(c["type"] == "Complete" and c["status"] == "True" for c in job.get("status", {}).get("conditions") or [])
 
 
 def env_of(deploy: dict) -> dict:
@@ -40,8 +49,11 @@ def flows_config_map(deploy: dict) -> str:
     return volumes["flows"]["configMap"]["name"]
 
 
-@pytest.mark.parametrize(("stack", "namespace"), [("dev", "langflow-dev"), ("prod", "langflow")])
-def test_stack_lifecycle(stack, namespace, toolchain_bin, local_cluster, tmp_path):
+@pytest.mark.parametrize(("stack", "namespace", "strategy"), [
+    ("dev", "langflow-dev", "Recreate"),  # SQLite on a ReadWriteOnce volume
+    ("prod", "langflow", "RollingUpdate"),  # PostgreSQL, two replicas on a shared volume
+])
+def test_stack_lifecycle(stack, namespace, strategy, toolchain_bin, local_cluster, tmp_path):
     cluster = local_cluster()
     client = cluster.client()
     project = Project(tmp_path, stack, toolchain_bin, cluster.kubeconfig)
@@ -69,7 +81,7 @@ def test_stack_lifecycle(stack, namespace, toolchain_bin, local_cluster, tmp_pat
     assert container["image"] == "langflowai/langflow:1.6.4"
     assert container["readinessProbe"]["httpGet"]["path"] == "/health_check"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert deploy["spec"]["strategy"]["type"] == "Recreate"
+    assert deploy["spec"]["strategy"]["type"] == strategy
     env = env_of(deploy)
     assert env["LANGFLOW_AUTO_LOGIN"] == ("false" if stack == "prod" else "true")
     ns = client.get(f"/api/v1/namespaces/{namespace}")
@@ -81,6 +93,17 @@ def test_stack_lifecycle(stack, namespace, toolchain_bin, local_cluster, tmp_pat
     secret_name = env["LANGFLOW_SECRET_KEY"]["secretKeyRef"]["name"]
     secret = client.get(f"/api/v1/namespaces/{namespace}/secrets/{secret_name}")
     assert set(secret["data"]) >= {"LANGFLOW_SECRET_KEY"}
+    if stack == "prod":
+        # The database came first: the server, Langflow's role and database, then Langflow's start-up once.
+        server = client.get(f"/apis/apps/v1/namespaces/{namespace}/statefulsets/langflow-postgres")
+        assert server["status"].get("readyReplicas") == 1
+        done = {j["metadata"]["name"].rsplit("-", 1)[0]: completed(j) for j in jobs(client, namespace)}
+        assert done == {"langflow-postgres-bootstrap": True, "langflow-init": True}, done
+        assert env["LANGFLOW_DATABASE_URL"] == {"secretKeyRef": {"name": "langflow-database-url", "key": "url"}}
+        url = base64.b64decode(client.get(f"/api/v1/namespaces/{namespace}/secrets/langflow-database-url")["data"]["url"]).decode()
+        assert url.startswith("postgresql://langflow:") and "@langflow-postgres.langflow.svc:5432/langflow?sslmode=disable" in url
+        raw = project.run("stack", "export").stdout
+        assert url not in raw  # the URL is encrypted in the state
     outputs = project.outputs()
     assert outputs["base_url"] == f"http://langflow.{namespace}.svc:7860"
     assert outputs["image"] == "langflowai/langflow:1.6.4"
@@ -125,3 +148,12 @@ def test_stack_lifecycle(stack, namespace, toolchain_bin, local_cluster, tmp_pat
     assert client.get_or_none(f"/api/v1/namespaces/{namespace}/configmaps/langflow-client") is None
     assert client.get_or_none(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/langflow-data") is not None
     assert client.get(f"/api/v1/namespaces/{namespace}")["status"]["phase"] == "Active"
+    if stack == "prod":
+        # The database, and what opens it, are kept too.
+        for path in ("persistentvolumeclaims/langflow-postgres-data", "secrets/langflow-postgres-credentials"):
+            assert client.get_or_none(f"/api/v1/namespaces/{namespace}/{path}") is not None, path
+        assert client.get_or_none(f"/apis/apps/v1/namespaces/{namespace}/statefulsets/langflow-postgres") is not None
+        # A later `up` finds them and carries on with the same passwords.
+        project.up()
+        assert base64.b64decode(client.get(
+            f"/api/v1/namespaces/{namespace}/secrets/langflow-database-url")["data"]["url"]).decode() == url

@@ -16,31 +16,19 @@ import pytest
 from settings.model import LANGFLOW_DEFAULT_TAG, VERIFIED_LANGFLOW_VERSIONS
 from settings.stack_file import stack_values
 from verify.checks import Faults, Report, Verification
-from verify.install import cache_dir
+from verify.process import RUN_MARKER, processes_of_run
 
 pytestmark = pytest.mark.langflow
 ROOT = Path(__file__).resolve().parents[2]
 NEWEST = VERIFIED_LANGFLOW_VERSIONS[-1]
 
 
-def langflow_processes() -> list[str]:
-    """Processes running a Langflow from the verify cache: none may outlive a check."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and str(cache_dir()) in (entry / "cmdline").read_text(errors="replace"):
-                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    found.append(entry.name)
-        except OSError:
-            continue
-    return found
-
-
 def verify(stack: str, version: str = LANGFLOW_DEFAULT_TAG, project: Path = ROOT, **faults) -> tuple[bool, str]:
     lines: list[str] = []
-    ok = Verification(stack_values(project, stack), project, stack, version, report=Report(out=lines.append),
-                      faults=Faults(**faults)).run()
-    assert langflow_processes() == [], "a Langflow process outlived make verify"
+    verification = Verification(stack_values(project, stack), project, stack, version,
+                                report=Report(out=lines.append), faults=Faults(**faults))
+    ok = verification.run()
+    assert processes_of_run(verification.run_id) == [], "a Langflow process outlived make verify"
     return ok, "\n".join(lines)
 
 
@@ -115,7 +103,7 @@ def test_a_server_that_dies_in_start_up_fails_fast():
 
 
 def test_a_secret_key_that_changes_on_restart_is_caught():
-    ok, output = verify("prod", NEWEST, new_secret_key_on_restart=True)
+    ok, output = verify("dev", NEWEST, new_secret_key_on_restart=True)
     assert not ok
     assert "FAIL  a token signed before the restart is still accepted" in output, output
     assert "the secret key changed" in output
@@ -139,17 +127,19 @@ def test_the_sandbox_refuses_writes_outside_the_pod_s_writable_mounts(tmp_path):
 
 def test_killing_make_verify_ends_langflow_too():
     """SIGKILL leaves no cleanup code to run: the PID namespace and parent-death signals must do it."""
+    run_id = f"killed-{os.getpid()}"
     verify_run = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "verify", "--stack", "dev"],
-                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env={**os.environ, RUN_MARKER: run_id})
     try:
         for line in verify_run.stdout:
             if "starts and /health_check is ok" in line:
                 break
-        assert langflow_processes(), "Langflow should be running by now"
+        assert processes_of_run(run_id), "Langflow should be running by now"
     finally:
         verify_run.kill()
         verify_run.wait()
     deadline = time.monotonic() + 20
-    while langflow_processes() and time.monotonic() < deadline:
+    while processes_of_run(run_id) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert langflow_processes() == []
+    assert processes_of_run(run_id) == []

@@ -1,0 +1,105 @@
+"""Building blocks of the config model, shared by every component's config module."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Optional
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic_core import PydanticCustomError
+
+from settings import kube
+
+IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# A release is a version: 1.6.4, v1.6.4, 1.6.4-custom.2 (a floating 1.6 is not).
+VERSION_TAG = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-._][A-Za-z0-9][A-Za-z0-9._-]*)?$")
+# Words that name a moving target, wherever they appear in a tag (`1.6.4-latest`, `nightly-2025`).
+MOVING_TAG_WORDS = {
+    "latest", "main", "master", "dev", "develop", "edge", "nightly", "stable", "current",
+    "head", "trunk", "canary", "rolling", "snapshot", "next", "preview", "unstable", "lts",
+}
+IMAGE_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+IMAGE_REPOSITORY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+REGISTRY_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def at(sub_path: str, message: str) -> PydanticCustomError:
+    """A validation error about `sub_path` below the field being validated."""
+    return PydanticCustomError("at_path", "{message}", {"path": sub_path, "message": message})
+
+
+def _quantity(value: Any) -> Any:
+    """Kubernetes quantities, quoted or not (`cpu: 1` is as good as `cpu: "1"`)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a quantity; write e.g. 500m or 1Gi")
+    if isinstance(value, (int, float)):
+        value = kube.quantity_text(value)
+    if isinstance(value, str):
+        try:
+            kube.parse_quantity(value)
+        except ValueError as error:
+            raise ValueError(f"{error}; write e.g. 500m, 2 or 1Gi") from None
+    return value
+
+
+Quantity = Annotated[str, BeforeValidator(_quantity)]
+
+
+def _without_nulls(value: Any) -> Any:
+    """In a Kubernetes object a null field is an unset field: drop them, so a null required field is missing."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+# A Kubernetes object passed through as written (checked against the API schema in settings/validation.py).
+KubeObject = Annotated[dict[str, Any], BeforeValidator(_without_nulls)]
+
+
+def not_blank(value: str, example: str) -> str:
+    if not value.strip():
+        raise ValueError(f"must not be empty; set it, e.g. {example}, or remove the key for the default")
+    return value
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def is_registry_host(first: str) -> bool:
+    """How container runtimes decide that the first path part is a registry."""
+    return "." in first or ":" in first or first == "localhost"
+
+
+def split_registry(repository: str) -> tuple[Optional[str], str]:
+    """`registry.internal:5000/team/app` -> (`registry.internal:5000`, `team/app`)."""
+    first, _, rest = repository.partition("/")
+    if rest and is_registry_host(first):
+        return first, rest
+    return None, repository
+
+
+def tag_minor(tag: str) -> Optional[tuple[int, int]]:
+    """(major, minor) of a version tag, None when the tag is no version."""
+    match = re.match(r"^v?(\d+)\.(\d+)", tag)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def version_before(tag: str, minimum: tuple[int, int]) -> bool:
+    minor = tag_minor(tag)
+    return minor is not None and minor < minimum
+
+
+def storage_class_name(value: Optional[str]) -> Optional[str]:
+    """A StorageClass name, or None for the cluster's default class (an empty name is refused)."""
+    if value == "":
+        raise ValueError("must not be empty; remove the key to use the cluster's default StorageClass")
+    problem = kube.dns_subdomain_problem(value, "StorageClass name") if value is not None else None
+    if problem:
+        raise ValueError(problem)
+    return value

@@ -11,4 +11,11 @@ elif [ "${CI:-}" = true ]; then
 else
   echo "warning: no toolchain: integration tests will be skipped (CI=true makes this an error)" >&2
 fi
+# The real-Langflow tests run PostgreSQL stacks on a scratch server: Debian's server package.
+if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
+  echo "installing Debian's PostgreSQL server for make verify's scratch databases" >&2
+  sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update >&2 && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y \
+    --no-install-recommends postgresql >&2
+fi
 exec .venv/bin/python -m pytest "$@"

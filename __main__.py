@@ -7,6 +7,9 @@ from pulumi.runtime.config import CONFIG, get_config_env
 
 from components import langflow_spec as spec
 from components.database.component import PostgresDatabase
+from components.edge.dex_client import DexClient
+from components.edge.ingress import LangflowIngress
+from components.edge.oauth2_proxy import OAuth2Proxy
 from components.langflow import LangflowApp
 from components.namespace import LangflowNamespace
 from settings import ConfigError, load_settings, project_values
@@ -56,6 +59,23 @@ langflow = LangflowApp(
     database=spec.DatabaseLink(database.url_secret, database.url_digest, database.ca_secret) if database else None,
     database_ready=database.ready if database else (),
 )
+
+edge_deps = [namespace, langflow]
+front = (config.name, config.service.port)
+if config.sso.enabled:
+    oauth2_proxy = OAuth2Proxy(
+        f"{config.name}-oauth2-proxy", config.sso, config.ingress,
+        app=config.name, namespace=config.namespace, upstream=f"{spec.base_url(config)}/",
+        labels=config.labels, annotations=config.annotations, registry=config.image.registry, depends_on=[namespace])
+    DexClient(f"{config.name}-dex-client", config.sso, config.ingress, client_secret=oauth2_proxy.client_secret)
+    front, edge_deps = oauth2_proxy.service, edge_deps + oauth2_proxy.ready
+if config.ingress.enabled:
+    ingress = LangflowIngress(
+        config.name, config.ingress, app=config.name, namespace=config.namespace,
+        upload_limit_mb=config.runtime.max_file_size_upload_mb, front=front,
+        api=(config.name, config.service.port) if config.sso.enabled else None, api_paths=config.sso.api_paths,
+        labels=config.labels, annotations=config.annotations, depends_on=edge_deps)
+    pulumi.export("urls", ingress.urls)
 
 pulumi.export("namespace", namespace.name)
 pulumi.export("service_name", langflow.service_name)

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from components.edge.spec import cors_origins
 from settings.cluster import STACK_ANNOTATION
 from settings.kube import safe_label_value
 from settings.managed import CONTAINER_NAME, DATA_DIR, TMP_DIR
@@ -184,6 +185,8 @@ def managed_env(config: LangflowStackConfig, credentials_secret: Any,
         {"name": "LANGFLOW_MAX_FILE_SIZE_UPLOAD", "value": str(config.runtime.max_file_size_upload_mb)},
         {"name": "LANGFLOW_DO_NOT_TRACK", "value": "true"},
     ]
+    # Browsers may call Langflow from the ingress hosts only (unset, Langflow allows every origin).
+    env.append({"name": "LANGFLOW_CORS_ORIGINS", "value": cors_origins(config.ingress)})
     if auth.enabled and not version_before(config.image.tag, CUSTOM_COMPONENT_ADMIN_ONLY_SINCE):
         # Component code runs on the server: with logins, only admins may change it (a setting since 1.10).
         env.append({"name": "LANGFLOW_CUSTOM_COMPONENT_ADMIN_ONLY", "value": "true"})

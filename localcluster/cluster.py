@@ -530,6 +530,7 @@ class LocalCluster:
             c.ensure("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
         c.ensure("/apis/storage.k8s.io/v1/storageclasses", objects.storage_class())
         c.ensure("/apis/networking.k8s.io/v1/ingressclasses", objects.ingress_class())
+        c.ensure("/api/v1/namespaces", objects.platform_namespace())
         for i in range(self.node_count):
             c.ensure("/api/v1/nodes", objects.fake_node(i, self.kube_version))
 

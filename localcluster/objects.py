@@ -135,3 +135,11 @@ def dex_crds() -> list[dict]:
 def platform_crds() -> list[dict]:
     """All CRDs the stand-in platform provides."""
     return dex_crds()
+
+
+# The platform's own namespace, where its Dex keeps OAuth2Client objects.
+PLATFORM_NAMESPACE = "cpaas-system"
+
+
+def platform_namespace() -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PLATFORM_NAMESPACE}}

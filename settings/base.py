@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from settings import kube
@@ -103,3 +103,31 @@ def storage_class_name(value: Optional[str]) -> Optional[str]:
     if problem:
         raise ValueError(problem)
     return value
+
+
+def valid(value: Any, problem: Optional[str]) -> Any:
+    """`value`, or the ValueError `problem` describes (a field validator's last line)."""
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+class PinnedImage(StrictModel):
+    """An image of a component: a repository, a pinned tag (the subclass's rule) and an optional digest."""
+
+    repository: str
+    digest: Optional[str] = Field(None, description="Optional `sha256:` digest; recommended for prod.")
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        if not IMAGE_REPOSITORY.match(split_registry(value)[1]):
+            raise ValueError(f"{value!r} is not an image repository (lowercase, no tag), e.g. postgres")
+        return value
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not IMAGE_DIGEST.match(value):
+            raise ValueError("must be 'sha256:' followed by 64 lowercase hex characters, or remove the key")
+        return value

@@ -16,9 +16,7 @@ from typing import Literal, Optional
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from settings import kube
-from settings.base import (
-    IMAGE_DIGEST, IMAGE_REPOSITORY, IMAGE_TAG, Quantity, StrictModel, at, split_registry, storage_class_name,
-)
+from settings.base import IMAGE_DIGEST, IMAGE_TAG, PinnedImage, Quantity, StrictModel, at, storage_class_name, valid
 
 # Names Langflow's role and database get: what PostgreSQL accepts unquoted, at most 63 bytes.
 PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -42,7 +40,7 @@ def postgres_major(tag: str) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
-class PostgresImage(StrictModel):
+class PostgresImage(PinnedImage):
     repository: str = Field("postgres", description="The official PostgreSQL image (honours image.registry).")
     tag: str = Field(
         POSTGRES_DEFAULT_TAG,
@@ -50,14 +48,6 @@ class PostgresImage(StrictModel):
         "rolls out; a new major is refused while the data volume holds the old one (see the README's upgrade "
         "procedure).",
     )
-    digest: Optional[str] = Field(None, description="Optional `sha256:` digest; recommended for prod.")
-
-    @field_validator("repository")
-    @classmethod
-    def _repository(cls, value: str) -> str:
-        if not IMAGE_REPOSITORY.match(split_registry(value)[1]):
-            raise ValueError(f"{value!r} is not an image repository; write e.g. postgres")
-        return value
 
     @field_validator("tag")
     @classmethod
@@ -68,13 +58,6 @@ class PostgresImage(StrictModel):
                              "(`17` alone or `latest` move)")
         if major < MIN_POSTGRES_MAJOR:
             raise ValueError(f"{value!r}: Langflow needs PostgreSQL {MIN_POSTGRES_MAJOR} or later; use e.g. {POSTGRES_DEFAULT_TAG}")
-        return value
-
-    @field_validator("digest")
-    @classmethod
-    def _digest(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and not IMAGE_DIGEST.match(value):
-            raise ValueError("must be 'sha256:' followed by 64 lowercase hex characters, or remove the key")
         return value
 
     @property
@@ -121,10 +104,7 @@ class SecretRef(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        problem = kube.dns_subdomain_problem(value, "Secret name")
-        if problem:
-            raise ValueError(problem)
-        return value
+        return valid(value, kube.dns_subdomain_problem(value, "Secret name"))
 
     @field_validator("key")
     @classmethod

@@ -41,6 +41,7 @@ MANAGED_ENV = {
     "LANGFLOW_DO_NOT_TRACK": "nothing: telemetry stays off (air-gapped platforms have no egress)",
     "LANGFLOW_EVENT_DELIVERY": "replicas and runtime.workers (several processes need direct delivery)",
     "LANGFLOW_CUSTOM_COMPONENT_ADMIN_ONLY": "auth.enabled (with login on, only admins change component code; 1.10+)",
+    "LANGFLOW_CORS_ORIGINS": "ingress.hosts (browsers may call Langflow from those origins only)",
 }
 
 # Langflow's auth settings (AuthSettings fields of 1.6 and of 1.13): who can log in and how tokens

@@ -27,9 +27,10 @@ from settings import kube
 from settings.base import (  # noqa: F401 - re-exported: the config model's vocabulary
     ENV_NAME, IMAGE_DIGEST, IMAGE_REPOSITORY, IMAGE_TAG, MOVING_TAG_WORDS, REGISTRY_HOST, VERSION_TAG, KubeObject,
     Quantity, StrictModel, at, is_registry_host, not_blank, split_registry, storage_class_name, tag_minor,
-    version_before,
+    valid, version_before,
 )
 from settings.database import DatabaseConfig
+from settings.edge import IngressConfig, SSOConfig
 from settings.managed import MANAGED_PATHS
 
 LANGFLOW_DEFAULT_TAG = "1.6.4"
@@ -333,10 +334,7 @@ class FlowsConfig(StrictModel):
     @field_validator("claim_name")
     @classmethod
     def _claim(cls, value: Optional[str]) -> Optional[str]:
-        problem = kube.dns_subdomain_problem(value, "PersistentVolumeClaim name") if value is not None else None
-        if problem:
-            raise ValueError(problem)
-        return value
+        return value if value is None else valid(value, kube.dns_subdomain_problem(value, "PersistentVolumeClaim name"))
 
     @field_validator("default_flow")
     @classmethod
@@ -427,6 +425,8 @@ class LangflowStackConfig(StrictModel):
         default_factory=dict, description="Pod affinity (Kubernetes form: nodeAffinity, podAntiAffinity, ...)."
     )
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="The Langflow Service.")
+    ingress: IngressConfig = Field(default_factory=IngressConfig, description="The Ingress, with TLS.")
+    sso: SSOConfig = Field(default_factory=SSOConfig, description="Single sign-on: oauth2-proxy and Dex.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="The data volume.")
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="Where Langflow keeps its state.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Login and tokens.")

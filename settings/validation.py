@@ -325,9 +325,30 @@ def shared_volume_rule(config: LangflowStackConfig) -> Iterator[Problem]:
 
 
 def exposure_rule(config: LangflowStackConfig) -> Iterator[Problem]:
-    if config.service.type != "ClusterIP" and not config.auth.enabled:
-        yield ("service.type", f"{config.service.type} exposes Langflow outside the cluster while auth.enabled is "
-               "false, so anyone reaching it can run code; set auth.enabled: true or service.type: ClusterIP")
+    """Nothing publishes Langflow without a sign-in in front of it."""
+    sso = config.sso
+    if config.service.type != "ClusterIP":
+        if sso.enabled and not sso.allow_exposed_langflow_service:
+            yield ("service.type", f"{config.service.type} publishes Langflow past the single sign-on; keep "
+                   "service.type: ClusterIP (people come in through the ingress and oauth2-proxy), or set "
+                   "sso.allow_exposed_langflow_service: true")
+        elif not config.auth.enabled and not sso.enabled:
+            yield ("service.type", f"{config.service.type} exposes Langflow outside the cluster while auth.enabled is "
+                   "false, so anyone reaching it can run code; set auth.enabled: true or service.type: ClusterIP")
+    if config.ingress.enabled and not config.auth.enabled and not sso.enabled:
+        yield ("ingress.enabled", "the Ingress would publish Langflow with no sign-in at all (login is off and SSO "
+               "is off); set sso.enabled: true, or auth.enabled: true")
+
+
+def sso_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    if not config.sso.enabled:
+        return
+    if not config.ingress.enabled:
+        yield ("sso.enabled", "single sign-on works through the Ingress (its host gives the callback address); set "
+               "ingress.enabled: true with your hosts")
+    elif config.ingress.tls.mode == "none":
+        yield ("ingress.tls.mode", "single sign-on needs HTTPS (secure cookies, https callbacks); set "
+               "ingress.tls.mode: cert-manager or secret")
 
 
 def namespace_rule(config: LangflowStackConfig) -> Iterator[Problem]:
@@ -369,7 +390,7 @@ RULES: tuple[Callable[[LangflowStackConfig], Iterable[Problem]], ...] = (
     namespace_rule, resources_rule, node_selector_rule, tolerations_rule, affinity_rule,
     service_annotations_rule, storage_size_rule, database_rule, login_off_rule, extra_env_rule, extra_volumes_rule,
     extra_volume_mounts_rule, labels_rule, annotations_rule,
-    sqlite_rule, shared_volume_rule, exposure_rule, old_langflow_rule, flows_mount_rule,
+    sqlite_rule, shared_volume_rule, exposure_rule, sso_rule, old_langflow_rule, flows_mount_rule,
 )
 
 

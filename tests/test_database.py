@@ -152,7 +152,7 @@ def prod_with(database: dict, cluster: FakeCluster | None = None):
 
 
 def langflow_env(run) -> dict:
-    (container,) = run.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"]
+    (container,) = run.named(DEPLOYMENT, "langflow").inputs["spec"]["template"]["spec"]["containers"]
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
@@ -213,7 +213,7 @@ def test_the_init_job_runs_langflow_once_before_the_deployment():
 
 def test_several_replicas_roll_one_at_a_time_and_deliver_events_directly():
     run = prod_with(postgres())
-    deployment = run.one(DEPLOYMENT).inputs
+    deployment = run.named(DEPLOYMENT, "langflow").inputs
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     assert langflow_env(run)["LANGFLOW_EVENT_DELIVERY"] == "direct"
@@ -246,7 +246,7 @@ def test_external_mode_with_bootstrap_and_a_ca():
     assert env["PGSSLROOTCERT"] == "/etc/langflow/database-ca/ca.crt"
     # The role's password was generated: the bootstrap Job sets it, Langflow's URL carries it.
     assert env["DB_PASSWORD"] == {"secretKeyRef": {"name": "langflow-postgres-credentials", "key": "langflow-password"}}
-    pod = run.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    pod = run.named(DEPLOYMENT, "langflow").inputs["spec"]["template"]["spec"]
     assert {"name": "database-ca", "secret": {"secretName": "ca"}} in pod["volumes"]
     assert {"name": "database-ca", "mountPath": "/etc/langflow/database-ca", "readOnly": True} in pod["containers"][0]["volumeMounts"]
 

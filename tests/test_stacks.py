@@ -42,7 +42,7 @@ def secret_value(wire):
 
 
 def pod_spec(run):
-    return run.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]
+    return run.named(DEPLOYMENT, "langflow").inputs["spec"]["template"]["spec"]
 
 
 def env(run) -> dict:
@@ -65,7 +65,7 @@ def test_dev_declares_what_the_issue_asks(dev):
     assert pod_spec(dev)["securityContext"]["runAsNonRoot"] is True
     assert dev.one(NAMESPACE).inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert env(dev)["LANGFLOW_AUTO_LOGIN"] == "true"
-    assert dev.one(DEPLOYMENT).inputs["spec"]["strategy"] == {"type": "Recreate"}
+    assert dev.named(DEPLOYMENT, "langflow").inputs["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_every_object_lands_in_the_stack_namespace(dev):
@@ -135,7 +135,7 @@ def test_a_changed_flow_rolls_the_pods(tmp_path: Path):
     flow["description"] = "changed"
     (tmp_path / "flows" / "echo.json").write_text(json.dumps(flow))
     after = run_program(values, "dev", project_dir=tmp_path)
-    template = lambda run: run.one(DEPLOYMENT).inputs["spec"]["template"]  # noqa: E731
+    template = lambda run: run.named(DEPLOYMENT, "langflow").inputs["spec"]["template"]  # noqa: E731
     assert template(before) != template(after)
     name = lambda run: run.named(CONFIG_MAP, "langflow-flows").state["metadata"]["name"]  # noqa: E731
     assert name(before) != name(after)
@@ -214,5 +214,5 @@ def test_user_supplied_credentials_are_used_and_no_random_is_created():
     run = run_program({**stack_values("prod"), "auth": {
         "enabled": True, "superuser_password": "a-long-password!", "secret_key": key}}, "prod")
     assert run.error is None, run.error
-    assert not [r for r in run.resources if r.type.startswith("random:") and not r.name.startswith("langflow-postgres")]
+    assert not [r for r in run.resources if r.type.startswith("random:") and r.name.startswith(("langflow-secret-key", "langflow-superuser"))]
     assert secret_value(run.named(SECRET, "langflow-credentials").inputs["stringData"]) == {"LANGFLOW_SECRET_KEY": key, "LANGFLOW_SUPERUSER_PASSWORD": "a-long-password!"}

@@ -70,9 +70,9 @@ def test_every_variable_the_workload_sets_is_managed(stack_auth):
 def test_unmanaged_langflow_settings_and_llm_keys_pass():
     config = parse_config({"extra_env": [
         {"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "llm", "key": "openai"}}},
-        {"name": "LANGFLOW_CORS_ORIGINS", "value": "https://langflow.example.com"},
+        {"name": "LANGFLOW_MAX_ITEMS_LENGTH", "value": "200"},
     ]})
-    assert [e.name for e in config.extra_env] == ["OPENAI_API_KEY", "LANGFLOW_CORS_ORIGINS"]
+    assert [e.name for e in config.extra_env] == ["OPENAI_API_KEY", "LANGFLOW_MAX_ITEMS_LENGTH"]
 
 
 # --- 2. reserved namespaces ------------------------------------------------------------

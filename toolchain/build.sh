@@ -13,7 +13,8 @@
 #     pulumi-language-python-<pin>/       pulumi-language-python, pulumi-language-python-exec
 #     pulumi-resource-kubernetes-<pin>/   pulumi-resource-kubernetes
 #     pulumi-resource-random-<pin>/       pulumi-resource-random (+ pulumi-tfgen-random, schema.json)
-#     bin-<hash of all of the above>/     links to the five programs (+ what toolchain/kube.sh adds)
+#     dex-<version>/, oauth2-proxy-<version>/   the sign-in test's real programs (versions.env)
+#     bin-<hash of all of the above>/     links to the seven programs (+ what toolchain/kube.sh adds)
 # Each entry is built in a temporary directory and renamed into place only when
 # complete, so an interrupted build never leaves a half-made entry.
 #
@@ -107,6 +108,8 @@ K8S_MOD=github.com/pulumi/pulumi-kubernetes/provider/v4
 BRIDGE_MOD=github.com/pulumi/pulumi-terraform-bridge/v3
 TF_RANDOM_MOD=github.com/terraform-providers/terraform-provider-random
 VERSION_PKG=github.com/pulumi/pulumi/sdk/v3/go/common/version
+DEX_MOD=github.com/dexidp/dex
+OAUTH2_PROXY_MOD=github.com/oauth2-proxy/oauth2-proxy/v7
 
 log "pins: pulumi==$PULUMI_PIN pulumi-kubernetes==$KUBERNETES_PIN pulumi-random==$RANDOM_PIN"
 
@@ -273,6 +276,8 @@ PULUMI_ENTRY="$CACHE/pulumi-$PULUMI_PIN"
 LANGHOST_ENTRY="$CACHE/pulumi-language-python-$PULUMI_PIN"
 K8S_ENTRY="$CACHE/pulumi-resource-kubernetes-$KUBERNETES_PIN"
 RANDOM_ENTRY="$CACHE/pulumi-resource-random-$RANDOM_PIN"
+DEX_ENTRY="$CACHE/dex-$DEX_LABEL"
+OAUTH2_PROXY_ENTRY="$CACHE/oauth2-proxy-$OAUTH2_PROXY_VERSION"
 
 # Recipe hashes (inputs of each entry, including its lock). Recomputed after a
 # build because building may write the lock.
@@ -288,7 +293,9 @@ hash_random() {
   RANDOM_HASH=$(recipe_hash "pulumi-resource-random-$RANDOM_PIN" "$TF_RANDOM_MOD@$TF_RANDOM_VERSION" \
     "$BRIDGE_MOD@$BRIDGE_VERSION" "label=$RANDOM_PIN" "src=$(tree_hash "$WRAPPERS/pulumi-resource-random")")
 }
-hash_pulumi; hash_langhost; hash_kubernetes; hash_random
+hash_dex() { DEX_HASH=$(recipe_hash "dex-$DEX_LABEL" "$DEX_MOD@$DEX_VERSION" "$DEX_MOD/api/v2@$DEX_API_VERSION"); }
+hash_oauth2_proxy() { OAUTH2_PROXY_HASH=$(recipe_hash "oauth2-proxy-$OAUTH2_PROXY_VERSION" "$OAUTH2_PROXY_MOD@$OAUTH2_PROXY_VERSION"); }
+hash_pulumi; hash_langhost; hash_kubernetes; hash_random; hash_dex; hash_oauth2_proxy
 
 build_pulumi() {
   local w stage v; workdir w pulumi; workdir stage pulumi-stage
@@ -446,6 +453,42 @@ EOF
   CURRENT=""
 }
 
+# build_program <tool> <binary> <module@version...> -- <main package> <ldflags>: a program built from
+# a wrapper module that requires the given modules (the sign-in test's Dex and oauth2-proxy), into the
+# stage directory PROGRAM_STAGE.
+build_program() {
+  local tool=$1 binary=$2 w m; shift 2
+  local requires=()
+  while [[ $1 != -- ]]; do requires+=("$1"); shift; done
+  local package=$2 ldflags=$3
+  workdir w "$tool"; workdir PROGRAM_STAGE "$tool-stage"
+  CURRENT="$tool ($package)"
+  log "building $CURRENT"
+  { echo "module langflow.local/toolchain/$tool"; echo; echo "go 1.24"; echo; echo "require ("
+    for m in "${requires[@]}"; do echo "	${m%@*} ${m#*@}"; done; echo ")"; } >"$w/go.mod"
+  copy_replaces "${requires[0]}" "$w"
+  tools_go "$w" "$package"
+  ensure_lock "$tool" "$w"
+  gobuild "$w" "$PROGRAM_STAGE/$binary" "$ldflags" "$package"
+}
+
+build_dex() {
+  build_program "dex-$DEX_LABEL" dex "$DEX_MOD@$DEX_VERSION" "$DEX_MOD/api/v2@$DEX_API_VERSION" \
+    -- "$DEX_MOD/cmd/dex" "-X main.version=$DEX_LABEL"
+  hash_dex
+  install_entry "$PROGRAM_STAGE" "$DEX_ENTRY" "$DEX_HASH" "dex: $DEX_MOD/cmd/dex@$DEX_VERSION ($DEX_LABEL)"
+  CURRENT=""
+}
+
+build_oauth2_proxy() {
+  build_program "oauth2-proxy-$OAUTH2_PROXY_VERSION" oauth2-proxy \
+    "$OAUTH2_PROXY_MOD@$OAUTH2_PROXY_VERSION" -- "$OAUTH2_PROXY_MOD" \
+    "-X $OAUTH2_PROXY_MOD/pkg/version.VERSION=$OAUTH2_PROXY_VERSION"
+  hash_oauth2_proxy
+  install_entry "$PROGRAM_STAGE" "$OAUTH2_PROXY_ENTRY" "$OAUTH2_PROXY_HASH" "oauth2-proxy: $OAUTH2_PROXY_MOD@$OAUTH2_PROXY_VERSION"
+  CURRENT=""
+}
+
 # ------------------------------------------------------------------ pulumi on PATH?
 # A pulumi on PATH that reports exactly the pin is used instead of building
 # one (unless it is one of ours from the cache).
@@ -475,10 +518,12 @@ need=()
 [[ -n "$PATH_LANGHOST" ]] || entry_ok "$LANGHOST_ENTRY" "$LANGHOST_HASH" pulumi-language-python pulumi-language-python-exec || need+=(langhost)
 entry_ok "$K8S_ENTRY" "$K8S_HASH" pulumi-resource-kubernetes || need+=(kubernetes)
 entry_ok "$RANDOM_ENTRY" "$RANDOM_HASH" pulumi-resource-random || need+=(random)
+entry_ok "$DEX_ENTRY" "$DEX_HASH" dex || need+=(dex)
+entry_ok "$OAUTH2_PROXY_ENTRY" "$OAUTH2_PROXY_HASH" oauth2-proxy || need+=(oauth2_proxy)
 
 bin_hash() {
   printf '%s\n' "pulumi=${PATH_PULUMI:-$PULUMI_HASH}" "langhost=${PATH_LANGHOST:-$LANGHOST_HASH}" \
-    "kubernetes=$K8S_HASH" "random=$RANDOM_HASH" | sha | cut -c1-12
+    "kubernetes=$K8S_HASH" "random=$RANDOM_HASH" "dex=$DEX_HASH" "oauth2-proxy=$OAUTH2_PROXY_HASH" | sha | cut -c1-12
 }
 
 declare -A LINKS
@@ -489,6 +534,8 @@ set_links() {
     [pulumi-language-python-exec]="${PATH_LANGHOST:-$LANGHOST_ENTRY}/pulumi-language-python-exec"
     [pulumi-resource-kubernetes]="$K8S_ENTRY/pulumi-resource-kubernetes"
     [pulumi-resource-random]="$RANDOM_ENTRY/pulumi-resource-random"
+    [dex]="$DEX_ENTRY/dex"
+    [oauth2-proxy]="$OAUTH2_PROXY_ENTRY/oauth2-proxy"
   )
 }
 

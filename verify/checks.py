@@ -167,6 +167,7 @@ class Verification:
         if self.faults.unreachable_database:
             container.env["LANGFLOW_DATABASE_URL"] = "postgresql://langflow:x@127.0.0.1:9/langflow"
         self._start("starts and /health_check is ok", container.startup_budget_seconds)
+        self._cors(container.env.get("LANGFLOW_CORS_ORIGINS", ""))
         token = self._login(config, credentials)
         self._flows_loaded_once(settings.flows, token, "every flow is loaded exactly once")
         api_key = self._api_key(token)
@@ -205,6 +206,20 @@ class Verification:
         seconds = self.process.stop(grace)
         self._check(what, seconds is not None, f"still running {grace} s after SIGTERM: the kubelet would kill it",
                     f"{seconds:.1f} s")
+
+    def _cors(self, origins: str) -> None:
+        """Browsers may call Langflow from the ingress hosts, and from nowhere else."""
+        allowed = [o for o in origins.split(",") if o]
+        stranger = "https://stranger.example"
+        granted = {}
+        for origin in [*allowed, stranger]:
+            granted[origin] = self.process.response_headers("/api/v1/version", {"Origin": origin}).get(
+                "access-control-allow-origin")
+        wrong = [f"{o} got {granted[o]!r}" for o in allowed if granted[o] != o]
+        if granted[stranger] is not None:
+            wrong.append(f"another origin got {granted[stranger]!r}")
+        self._check("CORS allows the ingress hosts only", not wrong, "; ".join(wrong),
+                    ", ".join(allowed) or "no origin: there is no ingress")
 
     def _login(self, config, credentials: dict[str, str]) -> str:
         process = self.process

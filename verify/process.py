@@ -163,6 +163,17 @@ class LangflowProcess:
         except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError):
             return 0, None
 
+    def response_headers(self, path: str, headers: dict[str, str]) -> dict[str, str]:
+        """The headers of a GET's answer (lower-case names); empty when nothing answered."""
+        request = urllib.request.Request(self.base_url + path, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return {k.lower(): v for k, v in answer.headers.items()}
+        except urllib.error.HTTPError as error:
+            return {k.lower(): v for k, v in error.headers.items()}
+        except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError):
+            return {}
+
     def _descendants(self) -> list[int]:
         if self.proc is None:
             return []

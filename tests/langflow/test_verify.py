@@ -40,6 +40,7 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 COMMON = ["config and flows are valid", "Langflow installed from its lock", "starts and /health_check is ok",
+          "CORS allows the ingress hosts only",
           "every flow is loaded exactly once", "an API key is created", "running a flow without an API key is refused",
           "echo.json: returns the input unchanged", "the default flow echo runs", "memory stays clear of the limit",
           "starts again on the same data", "a token signed before the restart is still accepted",

@@ -1,0 +1,66 @@
+"""oauth2-proxy in front of Langflow: signs people in with Dex, then passes them on."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.edge import spec
+from settings.edge import IngressConfig, SSOConfig
+
+
+def urlsafe_base64(standard_base64: str) -> str:
+    """pulumi-random gives standard base64; URL-safe base64 is what Langflow and oauth2-proxy decode."""
+    return standard_base64.translate(str.maketrans("+/", "-_"))
+
+
+class OAuth2Proxy(pulumi.ComponentResource):
+    """`client_secret` is the one secret Dex's OAuth2Client must carry too; `service` is where the Ingress sends people."""
+
+    client_secret: pulumi.Output[str]
+    service: tuple[str, int]
+
+    def __init__(
+        self,
+        resource_name: str,
+        sso: SSOConfig,
+        ingress: IngressConfig,
+        *,
+        app: str,
+        namespace: str,
+        upstream: str,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+        registry: Optional[str],
+        depends_on: list[pulumi.Resource],
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        super().__init__("langflow:platform:OAuth2Proxy", resource_name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
+        name = spec.oauth2_proxy_name(app)
+        if sso.client_secret is not None:
+            self.client_secret = pulumi.Output.secret(sso.client_secret.get_secret_value())
+        else:
+            generated = random.RandomPassword(f"{name}-client-secret", length=40, special=False, opts=child)
+            self.client_secret = pulumi.Output.secret(generated.result)
+        # 32 random bytes, URL-safe base64: oauth2-proxy decodes it to an AES-256 key.
+        cookie = random.RandomBytes(f"{name}-cookie-secret", length=32, opts=child)
+        secret = k8s.core.v1.Secret(
+            name, metadata=spec._metadata(namespace, spec.labels(app, labels), annotations, name), type="Opaque",
+            string_data={spec.CLIENT_SECRET_KEY: self.client_secret,
+                         spec.COOKIE_SECRET_KEY: pulumi.Output.secret(cookie.base64.apply(urlsafe_base64))},
+            opts=child)
+        deployment = k8s.apps.v1.Deployment(
+            name, **spec.oauth2_proxy_deployment_manifest(app, namespace, sso, ingress, upstream, registry, labels,
+                                                          annotations),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, secret]))
+        service = k8s.core.v1.Service(name, **spec.oauth2_proxy_service_manifest(app, namespace, labels, annotations),
+                                      opts=child)
+        if sso.oauth2_proxy.replicas > 1:
+            k8s.policy.v1.PodDisruptionBudget(name, **spec.pdb_manifest(app, namespace, labels, annotations), opts=child)
+        self.service = (name, 80)
+        self.ready = [deployment, service]
+        self.register_outputs({"service_name": service.metadata.name, "client_secret": self.client_secret})

@@ -9,13 +9,9 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import langflow_spec as spec
+from components.random_values import urlsafe_base64
 from settings import StackSettings
 from settings.flows import flows_digest
-
-
-def fernet_key(standard_base64: str) -> str:
-    """Langflow wants URL-safe base64 of 32 bytes; pulumi-random gives standard base64."""
-    return standard_base64.translate(str.maketrans("+/", "-_"))
 
 
 class LangflowApp(pulumi.ComponentResource):
@@ -129,7 +125,8 @@ class LangflowApp(pulumi.ComponentResource):
         if config.auth.secret_key is not None:
             return pulumi.Output.secret(config.auth.secret_key.get_secret_value())
         key = random.RandomBytes(f"{name}-secret-key", length=32, opts=opts)
-        return pulumi.Output.secret(key.base64.apply(fernet_key))
+        # 32 random bytes, URL-safe base64: a Fernet key.
+        return pulumi.Output.secret(key.base64.apply(urlsafe_base64))
 
     def _superuser_password(self, name: str, config, opts: pulumi.ResourceOptions) -> Optional[pulumi.Output[str]]:
         if not config.auth.enabled:

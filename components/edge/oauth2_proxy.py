@@ -9,12 +9,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.edge import spec
+from components.random_values import urlsafe_base64
 from settings.edge import IngressConfig, SSOConfig
-
-
-def urlsafe_base64(standard_base64: str) -> str:
-    """pulumi-random gives standard base64; URL-safe base64 is what Langflow and oauth2-proxy decode."""
-    return standard_base64.translate(str.maketrans("+/", "-_"))
 
 
 class OAuth2Proxy(pulumi.ComponentResource):

@@ -36,6 +36,10 @@ class StartFailed(Exception):
     pass
 
 
+# How long a child of `langflow run` must live to count as its server rather than a helper.
+SERVER_MIN_SECONDS = 3.0
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -113,7 +117,7 @@ class LangflowProcess:
         log = self.log_path.open("a")
         log.write(f"\n===== start {self.starts} =====\n")
         log.flush()
-        self._server_seen = False
+        self._server_seen, self._children_seen = False, {}
         self.proc = subprocess.Popen(argv, env=self.environment(), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
@@ -146,11 +150,18 @@ class LangflowProcess:
             time.sleep(0.5)
 
     def starts_failed(self) -> bool:
-        """`langflow run` (PID 1) started its server process, and now it is alone again: the server died."""
-        processes = len(self._descendants())
-        if processes > 1:
+        """`langflow run` (PID 1) started its server process, and now it is alone again: the server died.
+
+        A child counts as the server once it has lived a few seconds: `langflow run` also starts
+        short-lived helpers before the server, and one of those ending is no failure.
+        """
+        now = time.monotonic()
+        children = self._descendants()[1:]
+        for pid in children:
+            self._children_seen.setdefault(pid, now)
+        if any(now - since >= SERVER_MIN_SECONDS for pid, since in self._children_seen.items() if pid in children):
             self._server_seen = True
-        return self._server_seen and processes == 1
+        return self._server_seen and not children
 
     def request(self, path: str, method: str = "GET", body: Optional[bytes] = None,
                 headers: Optional[dict[str, str]] = None, timeout: float = 60) -> tuple[int, object]:

@@ -36,10 +36,6 @@ class StartFailed(Exception):
     pass
 
 
-# How long a child of `langflow run` must live to count as its server rather than a helper.
-SERVER_MIN_SECONDS = 3.0
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -117,7 +113,6 @@ class LangflowProcess:
         log = self.log_path.open("a")
         log.write(f"\n===== start {self.starts} =====\n")
         log.flush()
-        self._server_seen, self._children_seen = False, {}
         self.proc = subprocess.Popen(argv, env=self.environment(), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
@@ -152,16 +147,13 @@ class LangflowProcess:
     def starts_failed(self) -> bool:
         """`langflow run` (PID 1) started its server process, and now it is alone again: the server died.
 
-        A child counts as the server once it has lived a few seconds: `langflow run` also starts
-        short-lived helpers before the server, and one of those ending is no failure.
+        `langflow run` reaps its server only once it answered, so a server that died in start-up stays
+        a zombie child; helpers it runs before the server are reaped at once and never count.
         """
-        now = time.monotonic()
-        children = self._descendants()[1:]
-        for pid in children:
-            self._children_seen.setdefault(pid, now)
-        if any(now - since >= SERVER_MIN_SECONDS for pid, since in self._children_seen.items() if pid in children):
-            self._server_seen = True
-        return self._server_seen and not children
+        processes = self._processes()
+        pid1 = [pid for pid, (ppid, _) in processes.items() if ppid == self.proc.pid][:1]
+        children = [zombie for pid, (ppid, zombie) in processes.items() if pid1 and ppid == pid1[0]]
+        return any(children) and all(children)
 
     def request(self, path: str, method: str = "GET", body: Optional[bytes] = None,
                 headers: Optional[dict[str, str]] = None, timeout: float = 60) -> tuple[int, object]:
@@ -185,25 +177,33 @@ class LangflowProcess:
         except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError):
             return {}
 
-    def _descendants(self) -> list[int]:
-        if self.proc is None:
-            return []
-        children: dict[int, list[int]] = {}
+    @staticmethod
+    def _processes() -> dict[int, tuple[int, bool]]:
+        """Every process: PID -> (parent PID, whether it exited and nobody reaped it yet)."""
+        processes: dict[int, tuple[int, bool]] = {}
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
                     state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
                 except (OSError, IndexError, ValueError):
                     continue
-                if state != "Z":  # an exited server nobody reaped is gone, not running
-                    children.setdefault(int(ppid), []).append(int(entry.name))
+                processes[int(entry.name)] = (int(ppid), state == "Z")
+        return processes
+
+    def _descendants(self) -> list[int]:
+        """Running processes below the sandbox; `langflow run` (PID 1 of the namespace) comes first."""
+        if self.proc is None:
+            return []
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, zombie) in self._processes().items():
+            if not zombie:  # an exited process nobody reaped is gone, not running
+                children.setdefault(ppid, []).append(pid)
         found, todo = [], [self.proc.pid]
         while todo:
             pid = todo.pop()
             for child in children.get(pid, []):
                 found.append(child)
                 todo.append(child)
-        # unshare's one child became `langflow run` (PID 1 of the namespace): it comes first.
         return found
 
     def memory_bytes(self) -> int:

@@ -5,10 +5,14 @@ VENV := .venv
 STATE_DIR ?= $(HOME)/.local/state/langflow-pulumi
 export LANGFLOW_STATE_DIR := $(STATE_DIR)
 
-.PHONY: help venv toolchain test unit up preview destroy docs lock cluster-up cluster-down benchmark verify langflow-lock
+.PHONY: help venv toolchain test unit up preview destroy releases rollback docs lock cluster-up cluster-down benchmark \
+	verify langflow-lock
 
 help:
 	@echo "make up|preview|destroy [STACK=dev]   deploy / preview / remove a stack (default dev)"
+	@echo "make up ATOMIC=1 [MESSAGE=...]       a release that returns to the live one if it fails"
+	@echo "make releases [STACK=dev]            the stack's releases, from its history; the live one marked"
+	@echo "make rollback [TO=n] [FLOWS=keep]    back to the previous release (or release n), files included"
 	@echo "make test                            every test: unit, mock and integration (builds the toolchain)"
 	@echo "make unit                            unit and mock tests only (no toolchain needed)"
 	@echo "make verify [STACK=dev] [LANGFLOW=v]  run the stack's Langflow container for real and check it"
@@ -42,8 +46,17 @@ langflow-lock: venv
 test: venv
 	@bash scripts/test.sh
 
+# Releases run on Pulumi's Automation API (releases/), in the stack's environment.
+RELEASES = bash scripts/stack-env.sh $(STACK) $(VENV)/bin/python -m releases
+
 up: venv
-	bash scripts/pulumi.sh $(STACK) up --yes --message "$${MESSAGE:-make up}"
+	$(RELEASES) up --stack $(STACK) --message "$${MESSAGE:-make up}" $(if $(filter 1 true yes,$(ATOMIC)),--atomic)
+
+releases: venv
+	@$(RELEASES) list --stack $(STACK)
+
+rollback: venv
+	$(RELEASES) rollback --stack $(STACK) $(if $(TO),--to $(TO)) $(if $(filter keep,$(FLOWS)),--keep-flows)
 
 preview: venv
 	bash scripts/pulumi.sh $(STACK) preview --diff

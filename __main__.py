@@ -59,6 +59,9 @@ langflow = LangflowApp(
     database=spec.DatabaseLink(database.url_secret, database.url_digest, database.ca_secret) if database else None,
     database_ready=database.ready if database else (),
 )
+images = {"langflow": langflow.image}
+if database is not None and database.image:
+    images["postgres"] = database.image
 
 edge_deps = [namespace, langflow]
 front = (config.name, config.service.port)
@@ -69,6 +72,7 @@ if config.sso.enabled:
         labels=config.labels, annotations=config.annotations, registry=config.image.registry, depends_on=[namespace])
     DexClient(f"{config.name}-dex-client", config.sso, config.ingress, client_secret=oauth2_proxy.client_secret)
     front, edge_deps = oauth2_proxy.service, edge_deps + oauth2_proxy.ready
+    images["oauth2_proxy"] = oauth2_proxy.image
 if config.ingress.enabled:
     ingress = LangflowIngress(
         config.name, config.ingress, app=config.name, namespace=config.namespace,
@@ -81,6 +85,8 @@ pulumi.export("namespace", namespace.name)
 pulumi.export("service_name", langflow.service_name)
 pulumi.export("base_url", langflow.base_url)
 pulumi.export("image", langflow.image)
+# Every image the stack runs, as pinned: what a release deployed, beside the record in its history.
+pulumi.export("images", images)
 pulumi.export("client", {
     # What a caller of POST {base_url}/api/v1/run/{flow} needs, and where it lives.
     "run_url": langflow.base_url.apply(lambda url: f"{url}/api/v1/run/{{flow_id}}"),

@@ -109,7 +109,7 @@ class LangflowApp(pulumi.ComponentResource):
         self.deployment_name = deployment.metadata.name
         self.service_name = service.metadata.name
         self.base_url = service.metadata.name.apply(lambda _: spec.base_url(config))
-        self.image = pulumi.Output.from_input(spec.image_reference(config))
+        self.image = pulumi.Output.from_input(config.image.reference())
         self.client_config_map_name = client_config_map.metadata.name
         self.register_outputs({
             "deployment_name": self.deployment_name,

@@ -13,27 +13,24 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from components.common import DATABASE_URL_DIGEST_ANNOTATION, IMAGE_ANNOTATION, object_metadata  # noqa: F401
 from components.edge.spec import cors_origins
 from settings.cluster import STACK_ANNOTATION
 from settings.kube import safe_label_value
-from settings.managed import CONTAINER_NAME, DATA_DIR, TMP_DIR
-from settings.model import LangflowStackConfig, split_registry, version_before
+from settings.managed import CONTAINER_NAME, DATA_DIR, STARTUP_BUDGET_SECONDS, TMP_DIR
+from settings.model import LangflowStackConfig, version_before
 
 CONTAINER_PORT = 7860
 SQLITE_URL = f"sqlite:///{DATA_DIR}/langflow.db"
 API_KEY_SECRET_KEY = "LANGFLOW_API_KEY"
 FLOWS_DIGEST_ANNOTATION = "langflow.org/flows-sha256"
-# The full image reference, which a label value (63 characters) cannot always hold.
-IMAGE_ANNOTATION = "langflow.org/image"
 # The image runs as UID 1000, GID 0; fsGroup makes mounted volumes writable for it.
 RUN_AS_USER = 1000
 FS_GROUP = 1000
-STARTUP_BUDGET_SECONDS = 300
 # The first Langflow release with LANGFLOW_CUSTOM_COMPONENT_ADMIN_ONLY (lfx 1.10.0).
 CUSTOM_COMPONENT_ADMIN_ONLY_SINCE = (1, 10)
 
 
-DATABASE_URL_DIGEST_ANNOTATION = "langflow.org/database-url-sha256"
 DATABASE_CA_PATH = "/etc/langflow/database-ca"
 
 
@@ -103,32 +100,13 @@ def rollout_await_annotations(config: LangflowStackConfig) -> dict[str, str]:
                   for field in ("updatedReplicas", "availableReplicas", "replicas")]
     return {
         "pulumi.com/waitFor": json.dumps(conditions),
-        # The startup probe's budget, plus time to pull the image and schedule the pod.
-        "pulumi.com/timeoutSeconds": str(STARTUP_BUDGET_SECONDS + 300),
+        "pulumi.com/timeoutSeconds": str(config.rollout.timeout_seconds),
     }
 
 
-def metadata(config: LangflowStackConfig, name: Optional[str] = None, **extra: Any) -> dict[str, Any]:
-    """Object metadata. `name=None` leaves naming to Pulumi (a new name on every replacement)."""
-    out: dict[str, Any] = {"namespace": config.namespace, "labels": common_labels(config)}
-    if name is not None:
-        out["name"] = name
-    if config.annotations:
-        out["annotations"] = dict(config.annotations)
-    out.update(extra)
-    return out
-
-
-# --- image --------------------------------------------------------------------
-
-def image_reference(config: LangflowStackConfig) -> str:
-    """`[registry/]repository:tag[@digest]`, the registry override replacing the repository's own."""
-    image = config.image
-    repository = image.repository
-    if image.registry:
-        repository = f"{image.registry}/{split_registry(repository)[1]}"
-    reference = f"{repository}:{image.tag}"
-    return f"{reference}@{image.digest}" if image.digest else reference
+def metadata(config: LangflowStackConfig, name: Optional[str] = None, *, labels: Optional[dict[str, str]] = None,
+             **extra: Any) -> dict[str, Any]:
+    return object_metadata(config.namespace, labels or common_labels(config), config.annotations, name, **extra)
 
 
 # --- environment -------------------------------------------------------------
@@ -283,11 +261,14 @@ def affinity(config: LangflowStackConfig) -> dict[str, Any]:
 
 
 def update_strategy(config: LangflowStackConfig) -> dict[str, Any]:
-    # A ReadWriteOnce volume attaches to one node: a surge pod elsewhere would wait forever
-    # for it while the old pod holds it. Stop the old pod first.
-    if config.storage.enabled and config.storage.access_mode != "ReadWriteMany":
+    """Stop the old pod first where two pods cannot overlap: a brief restart on every release.
+
+    SQLite allows one writer; a ReadWriteOnce volume attaches to one node, so a surge pod elsewhere
+    would wait forever for it while the old pod holds it. Otherwise (a database server, and a
+    shared or no volume) no downtime: one new pod at a time, every old one kept until it is ready.
+    """
+    if config.database.type == "sqlite" or (config.storage.enabled and config.storage.access_mode != "ReadWriteMany"):
         return {"type": "Recreate"}
-    # Otherwise start one new pod at a time and keep every old one until it is ready.
     return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
@@ -322,7 +303,7 @@ def pod_template(
     database = database or database_link(config)
     container = {
         "name": CONTAINER_NAME,
-        "image": image_reference(config),
+        "image": config.image.reference(),
         "imagePullPolicy": config.image.pull_policy,
         "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
         "env": container_env(config, credentials_secret, database),
@@ -362,14 +343,16 @@ def pod_template(
 
 
 def deployment_manifest(config: LangflowStackConfig, **template: Any) -> dict[str, Any]:
-    deployment_metadata = metadata(config, config.name, labels=workload_labels(config))
-    deployment_metadata["annotations"] = {
-        **config.annotations, IMAGE_ANNOTATION: image_reference(config), **rollout_await_annotations(config)}
+    deployment_metadata = metadata(config, config.name, labels=workload_labels(config), image=config.image.reference())
+    deployment_metadata["annotations"].update(rollout_await_annotations(config))
     return {
         "metadata": deployment_metadata,
         "spec": {
             "replicas": config.replicas,
+            # ReplicaSets kept for `kubectl rollout undo`; the releases themselves are in the stack's history.
             "revisionHistoryLimit": 10,
+            # A rollout that makes no progress for this long is marked failed (ProgressDeadlineExceeded).
+            "progressDeadlineSeconds": config.rollout.timeout_seconds,
             "selector": {"matchLabels": selector_labels(config)},
             "strategy": update_strategy(config),
             "template": pod_template(config, **template),
@@ -409,9 +392,8 @@ def init_job_manifest(config: LangflowStackConfig, **template: Any) -> dict[str,
     # Not Langflow's selector labels: the Service must never send traffic to this short-lived server.
     pod["metadata"]["labels"] = {**pod["metadata"]["labels"], "app.kubernetes.io/name": "langflow-init",
                                  "app.kubernetes.io/component": "init"}
-    meta = metadata(config)
     return {
-        "metadata": meta,
+        "metadata": metadata(config, image=config.image.reference()),
         "spec": {
             "backoffLimit": 1,
             # The startup probe's budget: a start-up that hangs fails the Job, and `pulumi up` with it.

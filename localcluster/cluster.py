@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import objects
+from . import objects, stages
 from .addons import Addons
 from .kubeapi import KubeClient
 from .pki import PKI
@@ -515,9 +515,11 @@ class LocalCluster:
         ])
         kwok_home = run / "kwok-home"  # keep ~/.kwok/kwok.yaml out of it
         kwok_home.mkdir(exist_ok=True)
+        (run / "kwok-stages.yaml").write_text(stages.kwok_config())
         self._spawn("kwok", [
             self._bin("kwok"),
             f"--kubeconfig={run / 'kwok.kubeconfig'}",
+            f"--config={run / 'kwok-stages.yaml'}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={objects.NODE_ANNOTATION}=fake",
             f"--cidr={objects.POD_CIDR}",

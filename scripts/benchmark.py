@@ -21,20 +21,25 @@ from tests.integration.pulumi_project import Project  # noqa: E402
 
 def timed(label: str, results: list, action) -> None:
     start = time.monotonic()
-    action()
+    done = action()
+    if getattr(done, "returncode", 0) != 0:
+        raise SystemExit(f"{label} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     results.append((label, time.monotonic() - start))
 
 
 def bench(stack: str, bin_dir: Path) -> list[tuple[str, float]]:
+    """What `make preview|up|rollback|destroy` run, each on the same fresh cluster and git clone."""
     results: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         with LocalCluster(bin_dir, Path(tmp) / "cluster") as cluster:
-            project = Project(Path(tmp), stack, bin_dir, cluster.kubeconfig)
+            project = Project(Path(tmp), stack, bin_dir, cluster.kubeconfig, git=True)
             timed("preview", results, lambda: project.run("preview"))
-            timed("up (create)", results, lambda: project.up())
-            timed("up (no change)", results, lambda: project.up("--expect-no-changes"))
+            timed("up (create)", results, lambda: project.releases("up"))
+            timed("up (no change)", results, lambda: project.releases("up"))
             project.set_path("image.tag", "1.6.5")
-            timed("up (image update)", results, lambda: project.up())
+            project.commit("1.6.5")
+            timed("up (image update)", results, lambda: project.releases("up"))
+            timed("rollback (preview included)", results, lambda: project.releases("rollback"))
             timed("destroy", results, lambda: project.run("destroy", "--yes", "--exclude-protected"))
     return results
 

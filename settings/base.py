@@ -13,6 +13,8 @@ from settings import kube
 IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 # A release is a version: 1.6.4, v1.6.4, 1.6.4-custom.2 (a floating 1.6 is not).
 VERSION_TAG = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-._][A-Za-z0-9][A-Za-z0-9._-]*)?$")
+# Where a component pins MAJOR.MINOR (PostgreSQL 17.6), its own rule asks for more.
+VERSION_TAG_START = re.compile(r"^v?[0-9]+\.[0-9]+")
 # Words that name a moving target, wherever they appear in a tag (`1.6.4-latest`, `nightly-2025`).
 MOVING_TAG_WORDS = {
     "latest", "main", "master", "dev", "develop", "edge", "nightly", "stable", "current",
@@ -112,22 +114,64 @@ def valid(value: Any, problem: Optional[str]) -> Any:
     return value
 
 
+def pinned_tag_problem(tag: str, example: str) -> Optional[str]:
+    """Why `tag` does not pin a release (None when it does): every tag is a version, never a moving name."""
+    if not IMAGE_TAG.match(tag):
+        return (f"{tag!r} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128); "
+                f"pin a version such as {example}")
+    moving = sorted({w.lower() for w in re.split(r"[-._]", tag)} & MOVING_TAG_WORDS)
+    if moving or not VERSION_TAG_START.match(tag):
+        return moving_tag(tag, f"names a moving target ({moving[0]})" if moving else "is not a version", example)
+    return None
+
+
+def moving_tag(tag: str, reason: str, example: str) -> str:
+    return (f"{tag!r} is a moving tag: it {reason}, so the same config could deploy different code and a "
+            f"rollback could not restore a release; pin a version such as {example} (and a digest for prod)")
+
+
+def image_reference(repository: str, tag: str, digest: Optional[str], registry: Optional[str]) -> str:
+    """`[registry/]repository:tag[@digest]`, the registry override replacing the repository's own."""
+    if registry:
+        repository = f"{registry}/{split_registry(repository)[1]}"
+    reference = f"{repository}:{tag}"
+    return f"{reference}@{digest}" if digest else reference
+
+
 class PinnedImage(StrictModel):
-    """An image of a component: a repository, a pinned tag (the subclass's rule) and an optional digest."""
+    """An image the program deploys: a repository, a pinned tag and an optional digest.
+
+    Every tag is a version, never a moving name (`latest`, `main`, `1.6.4-nightly`): the same
+    config must deploy the same code, or a rollback could not restore a release. Subclasses
+    set the defaults and add their own version rule.
+    """
 
     repository: str
+    tag: str
     digest: Optional[str] = Field(None, description="Optional `sha256:` digest; recommended for prod.")
 
     @field_validator("repository")
     @classmethod
     def _repository(cls, value: str) -> str:
-        if not IMAGE_REPOSITORY.match(split_registry(value)[1]):
-            raise ValueError(f"{value!r} is not an image repository (lowercase, no tag), e.g. postgres")
+        registry, path = split_registry(value)
+        if not IMAGE_REPOSITORY.match(path) or (registry is not None and not REGISTRY_HOST.match(registry)):
+            example = cls.model_fields["repository"].default
+            raise ValueError(f"{value!r} is not an image repository; write it in lowercase without tag or digest, "
+                             f"e.g. {example} or registry.internal:5000/{split_registry(example)[1]}")
         return value
+
+    @field_validator("tag")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        return valid(value, pinned_tag_problem(value, cls.model_fields["tag"].default))
 
     @field_validator("digest")
     @classmethod
     def _digest(cls, value: Optional[str]) -> Optional[str]:
         if value is not None and not IMAGE_DIGEST.match(value):
-            raise ValueError("must be 'sha256:' followed by 64 lowercase hex characters, or remove the key")
+            raise ValueError("must be 'sha256:' followed by 64 lowercase hex characters (as `docker buildx imagetools "
+                             "inspect` prints it), or remove the key to pull by tag")
         return value
+
+    def reference(self, registry: Optional[str] = None) -> str:
+        return image_reference(self.repository, self.tag, self.digest, registry)

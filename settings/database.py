@@ -16,7 +16,7 @@ from typing import Literal, Optional
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from settings import kube
-from settings.base import IMAGE_DIGEST, IMAGE_TAG, PinnedImage, Quantity, StrictModel, at, storage_class_name, valid
+from settings.base import IMAGE_DIGEST, PinnedImage, moving_tag, pinned_tag_problem, Quantity, StrictModel, at, storage_class_name, valid
 
 # Names Langflow's role and database get: what PostgreSQL accepts unquoted, at most 63 bytes.
 PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -53,9 +53,9 @@ class PostgresImage(PinnedImage):
     @classmethod
     def _tag(cls, value: str) -> str:
         major = postgres_major(value)
-        if not IMAGE_TAG.match(value) or major is None or "." not in value.split("-")[0]:
-            raise ValueError(f"{value!r} is not a pinned PostgreSQL version; write MAJOR.MINOR, e.g. {POSTGRES_DEFAULT_TAG} "
-                             "(`17` alone or `latest` move)")
+        # After PinnedImage's rule: MAJOR.MINOR, as the official image tags its releases.
+        if major is None or "." not in value.split("-")[0]:
+            raise ValueError(moving_tag(value, "is not a MAJOR.MINOR version (`17` alone moves)", POSTGRES_DEFAULT_TAG))
         if major < MIN_POSTGRES_MAJOR:
             raise ValueError(f"{value!r}: Langflow needs PostgreSQL {MIN_POSTGRES_MAJOR} or later; use e.g. {POSTGRES_DEFAULT_TAG}")
         return value
@@ -200,10 +200,13 @@ class CloudNativePGConfig(StrictModel):
     @field_validator("image")
     @classmethod
     def _image(cls, value: str) -> str:
-        repository, _, tag = value.rpartition(":")
+        repository, _, tag = value.partition("@")[0].rpartition(":")
         digest = value.partition("@")[2]
-        if "@" not in value and (not repository or postgres_major(tag) is None or "." not in tag.split("-")[0]):
-            raise ValueError(f"{value!r}: pin a PostgreSQL version, e.g. ghcr.io/cloudnative-pg/postgresql:{POSTGRES_DEFAULT_TAG}")
+        example = f"ghcr.io/cloudnative-pg/postgresql:{POSTGRES_DEFAULT_TAG}"
+        if tag and "/" not in tag:
+            valid(value, pinned_tag_problem(tag, POSTGRES_DEFAULT_TAG))
+        if not digest and (not repository or "/" in tag or postgres_major(tag) is None or "." not in tag.split("-")[0]):
+            raise ValueError(f"{value!r}: pin a PostgreSQL version, e.g. {example}")
         if digest and not IMAGE_DIGEST.match(digest):
             raise ValueError("the digest must be 'sha256:' followed by 64 lowercase hex characters")
         return value

@@ -16,7 +16,7 @@ from typing import Literal, Optional
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from settings import kube
-from settings.base import IMAGE_TAG, PinnedImage, Quantity, StrictModel, at, valid
+from settings.base import PinnedImage, moving_tag, Quantity, StrictModel, at, valid
 
 OAUTH2_PROXY_DEFAULT_TAG = "v7.15.6"
 # Long flow runs and streamed answers: 1 hour, for the ingress and oauth2-proxy alike.
@@ -123,8 +123,9 @@ class ImageRef(PinnedImage):
     @field_validator("tag")
     @classmethod
     def _tag(cls, value: str) -> str:
-        if not IMAGE_TAG.match(value) or not re.match(r"^v?\d+\.\d+\.\d+", value):
-            raise ValueError(f"{value!r} is not a pinned version; write e.g. {OAUTH2_PROXY_DEFAULT_TAG}")
+        # After PinnedImage's rule: oauth2-proxy releases are vX.Y.Z.
+        if not re.match(r"^v?\d+\.\d+\.\d+", value):
+            raise ValueError(moving_tag(value, "is not a whole version (vX.Y.Z)", OAUTH2_PROXY_DEFAULT_TAG))
         return value
 
 

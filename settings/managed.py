@@ -13,6 +13,8 @@ from typing import Optional
 DATA_DIR = "/app/data"  # LANGFLOW_CONFIG_DIR, HOME, the SQLite folder
 TMP_DIR = "/tmp"
 CONTAINER_NAME = "langflow"
+# How long the startup probe lets Langflow start (migrations on a big database take minutes).
+STARTUP_BUDGET_SECONDS = 300
 
 # Every env var the workload may set, in any configuration, and the config key
 # an operator changes instead. Langflow reads `LANGFLOW_*` case-insensitively,

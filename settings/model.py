@@ -26,12 +26,12 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 from settings import kube
 from settings.base import (  # noqa: F401 - re-exported: the config model's vocabulary
     ENV_NAME, IMAGE_DIGEST, IMAGE_REPOSITORY, IMAGE_TAG, MOVING_TAG_WORDS, REGISTRY_HOST, VERSION_TAG, KubeObject,
-    Quantity, StrictModel, at, is_registry_host, not_blank, split_registry, storage_class_name, tag_minor,
+    PinnedImage, Quantity, StrictModel, at, is_registry_host, moving_tag, not_blank, split_registry, storage_class_name, tag_minor,
     valid, version_before,
 )
 from settings.database import DatabaseConfig
 from settings.edge import IngressConfig, SSOConfig
-from settings.managed import MANAGED_PATHS
+from settings.managed import MANAGED_PATHS, STARTUP_BUDGET_SECONDS
 
 LANGFLOW_DEFAULT_TAG = "1.6.4"
 # The Langflow releases `make verify` proves in CI (verify/locks/): the platform's default and
@@ -45,7 +45,7 @@ MAX_ACCESS_TOKEN_SECONDS = 24 * 3600
 MAX_REFRESH_TOKEN_SECONDS = 365 * 24 * 3600
 
 
-class ImageConfig(StrictModel):
+class ImageConfig(PinnedImage):
     registry: Optional[str] = Field(
         None,
         description="Registry host that replaces the repository's registry, so an air-gapped "
@@ -97,34 +97,12 @@ class ImageConfig(StrictModel):
             )
         return value
 
-    @field_validator("repository")
-    @classmethod
-    def _repository(cls, value: str) -> str:
-        registry, path = split_registry(value)
-        if not IMAGE_REPOSITORY.match(path) or (registry is not None and not REGISTRY_HOST.match(registry)):
-            raise ValueError(
-                f"{value!r} is not an image repository; write it in lowercase without tag or digest, "
-                "e.g. langflowai/langflow or registry.internal:5000/langflowai/langflow"
-            )
-        return value
-
     @field_validator("tag")
     @classmethod
-    def _tag(cls, value: str) -> str:
-        if not IMAGE_TAG.match(value):
-            raise ValueError(
-                f"{value!r} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128); "
-                f"use a version such as {LANGFLOW_DEFAULT_TAG}"
-            )
-        words = {w.lower() for w in re.split(r"[-._]", value)}
-        moving = sorted(words & MOVING_TAG_WORDS)
-        if moving or not VERSION_TAG.match(value):
-            reason = f"names a moving target ({moving[0]})" if moving else "is not a version"
-            raise ValueError(
-                f"{value!r} is a moving tag: it {reason}, so the same config could deploy different code "
-                f"and rollback could not restore a release; pin a version such as {LANGFLOW_DEFAULT_TAG} "
-                "(and a digest for prod)"
-            )
+    def _version(cls, value: str) -> str:
+        # After PinnedImage's rule: a Langflow release is X.Y.Z, with an optional suffix.
+        if not VERSION_TAG.match(value):
+            raise ValueError(moving_tag(value, "is not a whole version (X.Y.Z)", LANGFLOW_DEFAULT_TAG))
         return value
 
     @model_validator(mode="after")
@@ -137,15 +115,9 @@ class ImageConfig(StrictModel):
                      "image.allow_unverified_version: true to take the risk")
         return self
 
-    @field_validator("digest")
-    @classmethod
-    def _digest(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and not IMAGE_DIGEST.match(value):
-            raise ValueError(
-                "must be 'sha256:' followed by 64 lowercase hex characters (as `docker buildx imagetools "
-                "inspect` prints it), or remove the key to pull by tag"
-            )
-        return value
+    def reference(self, registry: Optional[str] = None) -> str:
+        """The image as the pods pull it (`image.registry` applied)."""
+        return super().reference(registry or self.registry)
 
     @field_validator("pull_secrets")
     @classmethod
@@ -174,6 +146,18 @@ class ResourcesConfig(StrictModel):
         "flow runs more than it protects neighbours. Each request must be at most its limit. The memory "
         "limit leaves room for flow runs above the 1.75 GiB Langflow 1.6 uses at rest (`make verify` fails "
         "when the process at rest is above 75% of it); at least 1Gi.",
+    )
+
+
+class RolloutConfig(StrictModel):
+    timeout_seconds: int = Field(
+        STARTUP_BUDGET_SECONDS + 300,
+        ge=10,
+        le=3600,
+        description="How long a release waits for the new Langflow pods to be ready before it counts as failed: "
+        "`pulumi up` then fails (and `make up ATOMIC=1` returns to the previous release). Also the "
+        "Deployment's `progressDeadlineSeconds`. The default is the startup probe's 300 s budget plus time to "
+        "pull the image and schedule the pod; below 300 s a slow but healthy start fails the release.",
     )
 
 
@@ -425,6 +409,7 @@ class LangflowStackConfig(StrictModel):
         default_factory=dict, description="Pod affinity (Kubernetes form: nodeAffinity, podAntiAffinity, ...)."
     )
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="The Langflow Service.")
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="How releases roll out.")
     ingress: IngressConfig = Field(default_factory=IngressConfig, description="The Ingress, with TLS.")
     sso: SSOConfig = Field(default_factory=SSOConfig, description="Single sign-on: oauth2-proxy and Dex.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="The data volume.")

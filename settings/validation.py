@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from settings import kube
-from settings.managed import MANAGED_PATHS, MANAGED_VOLUMES, managed_env_source
+from settings.managed import MANAGED_PATHS, MANAGED_VOLUMES, STARTUP_BUDGET_SECONDS, managed_env_source
 from settings.model import LangflowStackConfig, version_before
 
 Problem = tuple[str, str]
@@ -416,4 +416,7 @@ def warnings(config: LangflowStackConfig) -> list[str]:
     if config.auth.enabled and config.auth.new_user_is_active:
         out.append("auth.new_user_is_active is on: anyone who reaches Langflow can register an active account "
                    "(POST /api/v1/users/ needs no credentials). Keep it off unless only trusted people reach it.")
+    if config.rollout.timeout_seconds < STARTUP_BUDGET_SECONDS:
+        out.append(f"rollout.timeout_seconds is {config.rollout.timeout_seconds} s, below the {STARTUP_BUDGET_SECONDS} s "
+                   "Langflow may take to start: a slow but healthy start fails the release.")
     return out

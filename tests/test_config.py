@@ -113,7 +113,7 @@ def test_single_key_rules_name_the_key(values, key, fragment):
         ({"namespace": ""}, "namespace", "required"),
         ({"name": ""}, "name", "e.g. langflow"),
         ({"image": {"repository": ""}}, "image.repository", "e.g. langflowai/langflow"),
-        ({"image": {"tag": ""}}, "image.tag", "use a version such as 1.6.4"),
+        ({"image": {"tag": ""}}, "image.tag", "pin a version such as 1.6.4"),
         ({"image": {"registry": ""}}, "image.registry", "registry.internal:5000"),
         ({"image": {"digest": ""}}, "image.digest", "remove the key"),
         ({"image": {"pull_secrets": [""]}}, "image.pull_secrets[0]", "required"),

@@ -97,8 +97,8 @@ def test_pgdata_follows_the_major_version(major, mount, pgdata):
         (postgres(user="pg_monitor"), "database.postgresql.user", "reserved"),
         (postgres(user="lang-flow"), "database.postgresql.user", "not a role name"),
         (postgres(image={"tag": "11.22"}), "database.postgresql.image.tag", "PostgreSQL 12 or later"),
-        (postgres(image={"tag": "17"}), "database.postgresql.image.tag", "not a pinned PostgreSQL version"),
-        (postgres(image={"tag": "latest"}), "database.postgresql.image.tag", "not a pinned PostgreSQL version"),
+        (postgres(image={"tag": "17"}), "database.postgresql.image.tag", "moving tag"),
+        (postgres(image={"tag": "latest"}), "database.postgresql.image.tag", "moving tag"),
         (postgres(image={"digest": "sha256:1"}), "database.postgresql.image.digest", "64 lowercase hex"),
         (postgres(in_cluster={"storage": {"size": "big"}}), "database.postgresql.in_cluster.storage.size", "quantity"),
         (postgres(in_cluster={"resources": {"request": {}}}), "database.postgresql.in_cluster.resources.request",
@@ -116,7 +116,7 @@ def test_pgdata_follows_the_major_version(major, mount, pgdata):
         (postgres("cloudnative-pg", cloudnative_pg={"instances": 0}), "database.postgresql.cloudnative_pg.instances",
          "at least 1"),
         (postgres("cloudnative-pg", cloudnative_pg={"image": "ghcr.io/cloudnative-pg/postgresql:latest"}),
-         "database.postgresql.cloudnative_pg.image", "pin a PostgreSQL version"),
+         "database.postgresql.cloudnative_pg.image", "moving tag"),
     ],
 )
 def test_database_rules_name_the_key(values, key, fragment):

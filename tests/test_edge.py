@@ -77,7 +77,7 @@ def test_the_oauth2client_name_is_the_one_dex_derives(client_id, name):
         ({"sso": {**SSO, "oauth2_proxy": {"upstream_timeout_seconds": 5}}, "ingress": INGRESS},
          "sso.oauth2_proxy.upstream_timeout_seconds", "at least 30"),
         ({"sso": {**SSO, "oauth2_proxy": {"image": {"tag": "latest"}}}, "ingress": INGRESS},
-         "sso.oauth2_proxy.image.tag", "not a pinned version"),
+         "sso.oauth2_proxy.image.tag", "moving tag"),
         ({"sso": {**SSO, "dex": {"namespace": "Cpaas"}}, "ingress": INGRESS}, "sso.dex.namespace", "namespace name"),
         # Across keys.
         ({"sso": SSO}, "sso.enabled", "set ingress.enabled: true"),

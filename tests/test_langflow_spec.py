@@ -31,7 +31,7 @@ def env_of(config, secret="creds") -> dict:
     ],
 )
 def test_image_reference_is_pinned_and_relocatable(image, expected):
-    assert spec.image_reference(parse_config({"image": image})) == expected
+    assert parse_config({"image": image}).image.reference() == expected
 
 
 def test_env_for_sqlite_with_login_off():
@@ -114,6 +114,8 @@ def test_volumes_for_flows_on_a_claim_and_no_storage():
          {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
         ({**URL_DB, "storage": {"enabled": False}},
          {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
+        # SQLite allows one writer, even on a shared volume: never two pods on it.
+        ({"storage": {"access_mode": "ReadWriteMany"}}, {"type": "Recreate"}),
     ],
 )
 def test_update_strategy_never_waits_on_a_held_volume(values, strategy):
@@ -179,6 +181,22 @@ def test_up_waits_until_every_pod_is_new_and_available(replicas):
         f"jsonpath={{.status.replicas}}={replicas}",
     ]
     assert int(annotations["pulumi.com/timeoutSeconds"]) > 300  # beyond the startup probe's allowance
+
+
+def test_a_rollout_is_bounded_by_its_timeout_and_keeps_a_history():
+    manifest = spec.deployment_manifest(parse_config({"rollout": {"timeout_seconds": 20}}), credentials_secret="c")
+    assert manifest["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "20"
+    assert manifest["spec"]["progressDeadlineSeconds"] == 20
+    assert manifest["spec"]["revisionHistoryLimit"] == 10
+
+
+def test_every_workload_is_annotated_with_the_image_it_runs():
+    config = parse_config({**URL_DB, "image": {"registry": "registry.internal:5000", "digest": "sha256:" + "a" * 64}})
+    image = "registry.internal:5000/langflowai/langflow:1.6.4@sha256:" + "a" * 64
+    for manifest in (spec.deployment_manifest(config, credentials_secret="c"),
+                     spec.init_job_manifest(config, credentials_secret="c")):
+        assert manifest["metadata"]["annotations"][spec.IMAGE_ANNOTATION] == image
+        assert manifest["spec"]["template"]["spec"]["containers"][0]["image"] == image
 
 
 def test_service_and_client_settings():

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
+from pydantic import BaseModel
+
+from settings.base import PinnedImage
+from settings.loader import collect_problems
+from settings.model import LangflowStackConfig
 from tests.program import FAKE_PASSWORD, ROOT, FakeCluster, run_program, stack_values
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -216,3 +223,50 @@ def test_user_supplied_credentials_are_used_and_no_random_is_created():
     assert run.error is None, run.error
     assert not [r for r in run.resources if r.type.startswith("random:") and r.name.startswith(("langflow-secret-key", "langflow-superuser"))]
     assert secret_value(run.named(SECRET, "langflow-credentials").inputs["stringData"]) == {"LANGFLOW_SECRET_KEY": key, "LANGFLOW_SUPERUSER_PASSWORD": "a-long-password!"}
+
+
+WORKLOADS = ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:batch/v1:Job")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_image_deployed_is_pinned_annotated_and_exported(stack, request):
+    run = request.getfixturevalue(stack)
+    exported = set(run.outputs["images"].value.values())
+    seen = set()
+    for workload in (r for r in run.resources if r.type in WORKLOADS):
+        images = {c["image"] for c in workload.inputs["spec"]["template"]["spec"]["containers"]}
+        assert len(images) == 1, workload.name
+        (image,) = images
+        # A version tag (or a digest), never a moving one: settings/base.py refuses the rest.
+        assert re.search(r":v?\d+\.\d+[^:/@]*(@sha256:[0-9a-f]{64})?$", image), image
+        assert workload.inputs["metadata"]["annotations"]["langflow.org/image"] == image, workload.name
+        seen.add(image)
+    assert seen == exported
+    assert len(exported) == (1 if stack == "dev" else 3)  # prod: Langflow, PostgreSQL, oauth2-proxy
+
+
+def pinned_images(model: type, path: str = "") -> list[str]:
+    """Every image field in the config model tree, as a config path."""
+    found = []
+    for name, field in model.model_fields.items():
+        for annotation in (field.annotation, *get_args(field.annotation)):  # Optional[X] too
+            if isinstance(annotation, type) and issubclass(annotation, PinnedImage):
+                found.append(f"{path}{name}")
+            elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                found += pinned_images(annotation, f"{path}{name}.")
+    return found
+
+
+def test_every_image_in_config_refuses_moving_and_empty_tags():
+    paths = pinned_images(LangflowStackConfig)
+    assert set(paths) == {"image", "database.postgresql.image", "sso.oauth2_proxy.image"}
+    for path in paths:
+        for tag in ("latest", "", "stable", "17", "main"):
+            values: dict = {}
+            node = values
+            *parents, leaf = path.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = {"tag": tag}
+            _, problems = collect_problems(values)
+            assert any(p.startswith(f"{path}.tag") for p, _ in problems), (path, tag, problems)

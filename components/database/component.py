@@ -26,6 +26,7 @@ class PostgresDatabase(pulumi.ComponentResource):
     url_digest: pulumi.Output[str]
     ca_secret: Optional[dict[str, str]]
     ready: list[pulumi.Resource]
+    image: Optional[str]  # the PostgreSQL image it deploys (server, psql Job or operand); None: none
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class PostgresDatabase(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
         self.ready = []
         self.ca_secret = None
+        self.image = spec.deployed_image(config, registry)
 
         if config.mode == "cloudnative-pg":
             self._cloudnative_pg()
@@ -58,7 +60,7 @@ class PostgresDatabase(pulumi.ComponentResource):
                 self._bootstrap(password_ref, url)
             if config.mode == "external" and config.external.ca_secret is not None:
                 self.ca_secret = config.external.ca_secret.model_dump()
-        self.register_outputs({"url_secret": self.url_secret, "url_digest": self.url_digest})
+        self.register_outputs({"url_secret": self.url_secret, "url_digest": self.url_digest, "image": self.image})
 
     # --- credentials ----------------------------------------------------------------------
 

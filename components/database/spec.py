@@ -13,7 +13,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Optional
 
-from settings.base import split_registry
+from components.common import DATABASE_URL_DIGEST_ANNOTATION, object_metadata
 from settings.database import MAJOR_ANNOTATION, PostgresConfig, data_claim_name
 
 PORT = 5432
@@ -66,13 +66,15 @@ def selector_labels(app: str) -> dict[str, str]:
 
 
 def metadata(app: str, namespace: str, base_labels: dict[str, str], annotations: dict[str, str],
-             name: Optional[str] = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"namespace": namespace, "labels": labels(app, base_labels)}
-    if name is not None:
-        out["name"] = name
-    if annotations:
-        out["annotations"] = dict(annotations)
-    return out
+             name: Optional[str] = None, **extra: Any) -> dict[str, Any]:
+    return object_metadata(namespace, labels(app, base_labels), annotations, name, **extra)
+
+
+def deployed_image(config: PostgresConfig, registry: Optional[str]) -> Optional[str]:
+    """The PostgreSQL image this mode runs: the server (and its bootstrap Job), the operand, or psql only."""
+    if config.mode == "cloudnative-pg":
+        return config.cloudnative_pg.image
+    return config.image.reference(registry) if config.mode == "in-cluster" or bootstrap_needed(config) else None
 
 
 # --- the URL --------------------------------------------------------------------------
@@ -106,15 +108,6 @@ def ca_file(config: PostgresConfig) -> Optional[str]:
 def url_digest(url: str) -> str:
     """Recorded in pod templates, so that a new password rolls the pods that use it."""
     return hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
-# --- images -------------------------------------------------------------------------------
-
-def image_reference(config: PostgresConfig, registry: Optional[str]) -> str:
-    image = config.image
-    repository = f"{registry}/{split_registry(image.repository)[1]}" if registry else image.repository
-    reference = f"{repository}:{image.tag}"
-    return f"{reference}@{image.digest}" if image.digest else reference
 
 
 # --- in-cluster: the server ----------------------------------------------------------------
@@ -153,7 +146,7 @@ def statefulset_manifest(app: str, namespace: str, config: PostgresConfig, regis
     ready = ["pg_isready", "--host", "127.0.0.1", "--username", SUPERUSER]
     container = {
         "name": "postgres",
-        "image": image_reference(config, registry),
+        "image": config.image.reference(registry),
         "ports": [{"name": "postgres", "containerPort": PORT, "protocol": "TCP"}],
         "env": [
             {"name": "POSTGRES_USER", "value": SUPERUSER},
@@ -175,7 +168,8 @@ def statefulset_manifest(app: str, namespace: str, config: PostgresConfig, regis
     }
     template_labels = {**labels(app, base_labels), "app.kubernetes.io/version": config.image.tag}
     return {
-        "metadata": metadata(app, namespace, base_labels, annotations, server_name(app)),
+        "metadata": metadata(app, namespace, base_labels, annotations, server_name(app),
+                             image=config.image.reference(registry)),
         "spec": {
             "serviceName": headless_service_name(app),
             "replicas": 1,
@@ -255,14 +249,14 @@ def bootstrap_job_manifest(app: str, namespace: str, config: PostgresConfig, reg
             mounts.append({"name": "database-ca", "mountPath": CA_MOUNT_PATH, "readOnly": True})
     pod_security, container_security = security_contexts()
     return {
-        "metadata": metadata(app, namespace, base_labels, annotations),
+        "metadata": metadata(app, namespace, base_labels, annotations, image=config.image.reference(registry)),
         "spec": {
             # The server may still be starting: retry with back-off, within a deadline.
             "backoffLimit": 6,
             "activeDeadlineSeconds": 600,
             "template": {
                 "metadata": {"labels": labels(app, base_labels),
-                             "annotations": {"langflow.org/database-url-sha256": url_hash}},
+                             "annotations": {DATABASE_URL_DIGEST_ANNOTATION: url_hash}},
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
@@ -270,7 +264,7 @@ def bootstrap_job_manifest(app: str, namespace: str, config: PostgresConfig, reg
                     "securityContext": pod_security,
                     "containers": [{
                         "name": "bootstrap",
-                        "image": image_reference(config, registry),
+                        "image": config.image.reference(registry),
                         "command": ["psql"],
                         "args": ["--no-psqlrc", "-v", "role=$(DB_ROLE)", "-v", "db=$(DB_NAME)",
                                  "-v", "password=$(DB_PASSWORD)", "-f", "/bootstrap/bootstrap.sql"],
@@ -294,7 +288,7 @@ def cnpg_cluster_manifest(app: str, namespace: str, config: PostgresConfig, base
     storage: dict[str, Any] = {"size": cnpg.storage.size}
     if cnpg.storage.storage_class:
         storage["storageClass"] = cnpg.storage.storage_class
-    meta = metadata(app, namespace, base_labels, annotations, server_name(app))
+    meta = metadata(app, namespace, base_labels, annotations, server_name(app), image=cnpg.image)
     # Pulumi waits until the operator reports the cluster ready, so Langflow starts on a database that exists.
     meta["annotations"] = {**meta.get("annotations", {}), "pulumi.com/waitFor": "condition=Ready"}
     return {

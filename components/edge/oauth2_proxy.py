@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.common import object_metadata
 from components.edge import spec
 from components.random_values import urlsafe_base64
 from settings.edge import IngressConfig, SSOConfig
@@ -18,6 +19,7 @@ class OAuth2Proxy(pulumi.ComponentResource):
 
     client_secret: pulumi.Output[str]
     service: tuple[str, int]
+    image: str
 
     def __init__(
         self,
@@ -37,6 +39,7 @@ class OAuth2Proxy(pulumi.ComponentResource):
         super().__init__("langflow:platform:OAuth2Proxy", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
         name = spec.oauth2_proxy_name(app)
+        self.image = sso.oauth2_proxy.image.reference(registry)
         if sso.client_secret is not None:
             self.client_secret = pulumi.Output.secret(sso.client_secret.get_secret_value())
         else:
@@ -45,7 +48,7 @@ class OAuth2Proxy(pulumi.ComponentResource):
         # 32 random bytes, URL-safe base64: oauth2-proxy decodes it to an AES-256 key.
         cookie = random.RandomBytes(f"{name}-cookie-secret", length=32, opts=child)
         secret = k8s.core.v1.Secret(
-            name, metadata=spec._metadata(namespace, spec.labels(app, labels), annotations, name), type="Opaque",
+            name, metadata=object_metadata(namespace, spec.labels(app, labels), annotations, name), type="Opaque",
             string_data={spec.CLIENT_SECRET_KEY: self.client_secret,
                          spec.COOKIE_SECRET_KEY: pulumi.Output.secret(cookie.base64.apply(urlsafe_base64))},
             opts=child)
@@ -59,4 +62,5 @@ class OAuth2Proxy(pulumi.ComponentResource):
             k8s.policy.v1.PodDisruptionBudget(name, **spec.pdb_manifest(app, namespace, labels, annotations), opts=child)
         self.service = (name, 80)
         self.ready = [deployment, service]
-        self.register_outputs({"service_name": service.metadata.name, "client_secret": self.client_secret})
+        self.register_outputs({"service_name": service.metadata.name, "client_secret": self.client_secret,
+                               "image": self.image})

@@ -11,7 +11,7 @@ import base64
 import struct
 from typing import Any, Optional
 
-from settings.base import split_registry
+from components.common import object_metadata
 from settings.edge import IngressConfig, SSOConfig
 
 OAUTH2_PROXY_PORT = 4180
@@ -55,13 +55,6 @@ def cors_origins(ingress: IngressConfig) -> str:
     return ",".join(f"{scheme}://{h.host}" for h in ingress.hosts)
 
 
-def image_reference(repository: str, tag: str, digest: Optional[str], registry: Optional[str]) -> str:
-    if registry:
-        repository = f"{registry}/{split_registry(repository)[1]}"
-    reference = f"{repository}:{tag}"
-    return f"{reference}@{digest}" if digest else reference
-
-
 def labels(app: str, base: dict[str, str]) -> dict[str, str]:
     return {**base, **selector_labels(app), "app.kubernetes.io/component": "sso",
             "app.kubernetes.io/part-of": "langflow", "app.kubernetes.io/managed-by": "pulumi"}
@@ -69,15 +62,6 @@ def labels(app: str, base: dict[str, str]) -> dict[str, str]:
 
 def selector_labels(app: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "oauth2-proxy", "app.kubernetes.io/instance": oauth2_proxy_name(app)}
-
-
-def _metadata(namespace: str, labels_: dict[str, str], annotations: dict[str, str], name: Optional[str] = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"namespace": namespace, "labels": labels_}
-    if name:
-        out["name"] = name
-    if annotations:
-        out["annotations"] = dict(annotations)
-    return out
 
 
 # --- oauth2-proxy ---------------------------------------------------------------------------
@@ -132,7 +116,7 @@ def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, i
 
     container = {
         "name": "oauth2-proxy",
-        "image": image_reference(proxy.image.repository, proxy.image.tag, proxy.image.digest, registry),
+        "image": proxy.image.reference(registry),
         "args": oauth2_proxy_args(sso, ingress, upstream),
         "env": oauth2_proxy_env(name),
         "ports": [{"name": "http", "containerPort": OAUTH2_PROXY_PORT, "protocol": "TCP"}],
@@ -144,7 +128,8 @@ def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, i
     }
     pod_labels = {**labels(app, base_labels), "app.kubernetes.io/version": proxy.image.tag}
     return {
-        "metadata": _metadata(namespace, labels(app, base_labels), annotations, name),
+        "metadata": object_metadata(namespace, labels(app, base_labels), annotations, name,
+                                    image=proxy.image.reference(registry)),
         "spec": {
             "replicas": proxy.replicas,
             "selector": {"matchLabels": selector_labels(app)},
@@ -166,7 +151,7 @@ def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, i
 def oauth2_proxy_service_manifest(app: str, namespace: str, base_labels: dict[str, str],
                                   annotations: dict[str, str]) -> dict[str, Any]:
     return {
-        "metadata": _metadata(namespace, labels(app, base_labels), annotations, oauth2_proxy_name(app)),
+        "metadata": object_metadata(namespace, labels(app, base_labels), annotations, oauth2_proxy_name(app)),
         "spec": {"type": "ClusterIP", "selector": selector_labels(app),
                  "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]},
     }
@@ -174,7 +159,7 @@ def oauth2_proxy_service_manifest(app: str, namespace: str, base_labels: dict[st
 
 def pdb_manifest(app: str, namespace: str, base_labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:
     """With several replicas one stays up through node drains."""
-    return {"metadata": _metadata(namespace, labels(app, base_labels), annotations, oauth2_proxy_name(app)),
+    return {"metadata": object_metadata(namespace, labels(app, base_labels), annotations, oauth2_proxy_name(app)),
             "spec": {"minAvailable": 1, "selector": {"matchLabels": selector_labels(app)}}}
 
 
@@ -232,7 +217,7 @@ def ingress_manifest(app: str, namespace: str, ingress: IngressConfig, *, upload
     spec: dict[str, Any] = {"ingressClassName": ingress.class_name, "rules": rules}
     if ingress.tls.mode != "none":
         spec["tls"] = [{"hosts": [h.host for h in ingress.hosts], "secretName": ingress.tls.secret_name}]
-    meta = _metadata(namespace, {**base_labels, "app.kubernetes.io/name": "langflow", "app.kubernetes.io/instance": app,
+    meta = object_metadata(namespace, {**base_labels, "app.kubernetes.io/name": "langflow", "app.kubernetes.io/instance": app,
                                  "app.kubernetes.io/part-of": "langflow", "app.kubernetes.io/managed-by": "pulumi"},
                      {**annotations, **ingress_annotations(ingress, upload_limit_mb, api is not None)}, app)
     return {"metadata": meta, "spec": spec}

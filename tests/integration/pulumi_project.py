@@ -16,13 +16,14 @@ class PulumiFailed(AssertionError):
 
 REPO = Path(__file__).resolve().parents[2]
 DEV_PASSPHRASE = "langflow-dev"
-PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "requirements.txt", "components", "settings", "flows"]
+PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "requirements.txt", "components", "settings", "flows", "releases",
+                 ".gitignore"]
 
 
 class Project:
     """A copy of the project with its own backend, run through the real CLI."""
 
-    def __init__(self, root: Path, stack: str, bin_dir: Path, kubeconfig: Path):
+    def __init__(self, root: Path, stack: str, bin_dir: Path, kubeconfig: Path, *, git: bool = False):
         self.root, self.stack = root / "project", stack
         self.root.mkdir(parents=True)
         for name in PROJECT_FILES + [f"Pulumi.{stack}.yaml"]:
@@ -39,11 +40,32 @@ class Project:
             "PULUMI_CONFIG_PASSPHRASE": DEV_PASSPHRASE if stack == "dev" else "integration-test",
             "PULUMI_SKIP_UPDATE_CHECK": "1",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_SELF_MANAGED_STATE_LOCKING": "1",
             "KUBECONFIG": str(kubeconfig),
+            # A git identity for the commits tests make, whatever the machine has.
+            "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
         }
         self.env.pop("PULUMI_CONFIG", None)
         (root / "backend").mkdir()
         self.run("stack", "init", stack, stack_flag=False)
+        if git:
+            self.git("init", "-q", "-b", "main")
+            self.commit("the project as in the repo")
+
+    def git(self, *args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=self.root, env=self.env, capture_output=True, text=True, check=True)
+        return proc.stdout.strip()
+
+    def commit(self, message: str) -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+    def releases(self, *args: str) -> subprocess.CompletedProcess:
+        """`python -m releases <args> --stack <stack>`, as `make up|releases|rollback` run it."""
+        argv = [sys.executable, "-m", "releases", *args, "--stack", self.stack]
+        return subprocess.run(argv, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=900)
 
     def run(self, *args: str, check: bool = True, stack_flag: bool = True) -> subprocess.CompletedProcess:
         argv = ["pulumi", *args, "--non-interactive"] + (["--stack", self.stack] if stack_flag else [])

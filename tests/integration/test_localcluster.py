@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from localcluster import ApiError, KubeClient, LocalCluster
+from localcluster.stages import LANGFLOW_STOP_SECONDS, NEVER_READY_REGISTRY
 
 pytestmark = pytest.mark.integration
 
@@ -277,6 +278,49 @@ def test_an_image_update_rolls_out_in_seconds(api, namespace):
     wait_for("image update", rolled_out, timeout=60)
     elapsed = time.monotonic() - start
     assert elapsed < 15, f"image update took {elapsed:.1f}s"
+
+
+def pod(name: str, image: str, container: str = "app", job: bool = False) -> dict:
+    spec = {"terminationGracePeriodSeconds": 60, "containers": [{"name": container, "image": image}]}
+    if job:
+        spec["restartPolicy"] = "Never"
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+                "spec": {"backoffLimit": 0, "template": {"spec": spec}}}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+def test_simulated_langflow_pods_stop_as_slowly_as_the_real_one(api, namespace):
+    """A pod with a `langflow` container takes LANGFLOW_STOP_SECONDS to go, others go at once."""
+    for name, container in (("langflow", "langflow"), ("proxy", "proxy")):
+        api.create(f"/api/v1/namespaces/{namespace}/pods", pod(name, "example/app:1.0", container))
+    for name in ("langflow", "proxy"):
+        wait_for(f"{name} ready", lambda: conditions(api.get(f"/api/v1/namespaces/{namespace}/pods/{name}")).get(
+            "Ready") == "True")
+    gone = {}
+    start = time.monotonic()
+    for name in ("langflow", "proxy"):
+        api.delete(f"/api/v1/namespaces/{namespace}/pods/{name}")
+    while len(gone) < 2 and time.monotonic() - start < 30:
+        for name in ("langflow", "proxy"):
+            if name not in gone and api.get_or_none(f"/api/v1/namespaces/{namespace}/pods/{name}") is None:
+                gone[name] = time.monotonic() - start
+        time.sleep(0.1)
+    assert gone["proxy"] < 1.5, gone
+    assert LANGFLOW_STOP_SECONDS - 0.2 <= gone["langflow"] <= LANGFLOW_STOP_SECONDS + 2, gone
+
+
+def test_an_image_from_the_never_ready_registry_never_becomes_ready(api, namespace):
+    image = f"{NEVER_READY_REGISTRY}/langflowai/langflow:1.6.4"
+    api.create(f"/api/v1/namespaces/{namespace}/pods", pod("broken", image))
+    api.create(f"/apis/batch/v1/namespaces/{namespace}/jobs", pod("broken-job", image, job=True))
+    api.create(f"/apis/batch/v1/namespaces/{namespace}/jobs", pod("good-job", "example/app:1.0", job=True))
+    wait_for("the broken pod running", lambda: api.get(f"/api/v1/namespaces/{namespace}/pods/broken")[
+        "status"].get("phase") == "Running")
+    wait_for("the Jobs ended", lambda: all(conditions(api.get(f"/apis/batch/v1/namespaces/{namespace}/jobs/{j}")).get(
+        kind) == "True" for j, kind in (("broken-job", "Failed"), ("good-job", "Complete"))))
+    time.sleep(2)
+    status = api.get(f"/api/v1/namespaces/{namespace}/pods/broken")["status"]
+    assert conditions({"status": status}).get("Ready") == "False" and status["phase"] == "Running"
 
 
 def test_statefulset_with_volume_claim_template_becomes_ready(api, namespace):

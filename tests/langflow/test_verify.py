@@ -6,6 +6,7 @@ Marker `langflow`: installs Langflow from verify/locks/ (cached) and starts it i
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from localcluster.stages import LANGFLOW_STOP_SECONDS
 from settings.model import LANGFLOW_DEFAULT_TAG, VERIFIED_LANGFLOW_VERSIONS
 from settings.stack_file import stack_values
 from verify.checks import Faults, Report, Verification
@@ -65,6 +67,9 @@ def test_the_stack_works_on_a_real_langflow(stack, version):
     assert f"Langflow {version}" in output and output.rstrip().splitlines()[-1].startswith("PASSED")
     for check in COMMON + (LOGIN_ON if stack == "prod" else ["login off: auto-login hands out a token"]):
         assert f"  ok    {check}" in output, f"{check!r} did not pass:\n{output}"
+    # The local cluster's simulated Langflow pods take as long to stop as this real one did.
+    stops = [float(s) for s in re.findall(r"stops on SIGTERM within the grace period(?:, again)? \((\d+\.\d) s\)", output)]
+    assert len(stops) == 2 and all(s / 2 <= LANGFLOW_STOP_SECONDS <= s * 2 for s in stops), (stops, LANGFLOW_STOP_SECONDS)
 
 
 def test_a_broken_flow_fails_before_langflow_starts(tmp_path):

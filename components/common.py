@@ -1,0 +1,25 @@
+"""What the objects of every component share: their metadata, and the annotations the platform reads."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+# The full image reference a workload runs (a label value, 63 characters, cannot always hold it):
+# what `kubectl get -o yaml` shows an operator, and what the release record says.
+IMAGE_ANNOTATION = "langflow.org/image"
+# On pod templates that read the database URL: its digest changes with the URL, so a new password rolls them.
+DATABASE_URL_DIGEST_ANNOTATION = "langflow.org/database-url-sha256"
+
+
+def object_metadata(namespace: str, labels: dict[str, str], annotations: dict[str, str],
+                    name: Optional[str] = None, *, image: Optional[str] = None, **extra: Any) -> dict[str, Any]:
+    """Metadata of one object. `name=None` leaves naming to Pulumi (a new name on every replacement);
+    `image` marks a workload with the image it runs."""
+    out: dict[str, Any] = {"namespace": namespace, "labels": dict(labels)}
+    if name is not None:
+        out["name"] = name
+    annotations = {**annotations, **({IMAGE_ANNOTATION: image} if image else {})}
+    if annotations:
+        out["annotations"] = annotations
+    out.update(extra)
+    return out

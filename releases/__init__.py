@@ -1,0 +1,1 @@
+"""Releases of a stack: recorded in its history, listed, rolled back, optionally atomic (`make releases`)."""

@@ -1,0 +1,46 @@
+"""make releases | make up [ATOMIC=1] | make rollback [TO=<release>] [FLOWS=keep], for one stack.
+
+Run in the stack's environment (scripts/stack-env.sh). Exit status: 0 done; 1 an update ran
+and failed (the message says which release is live now); 2 refused before anything changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from releases.history import ReleaseError
+from releases.workflow import ReleaseFailed, StackReleases
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m releases", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["list", "up", "rollback"])
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--message", default="make up", help="up: what this release is")
+    parser.add_argument("--atomic", action="store_true", help="up: return to the live release if this one fails")
+    parser.add_argument("--to", type=int, help="rollback: the release number (`make releases`); default: the previous")
+    parser.add_argument("--keep-flows", action="store_true", help="rollback: restore the config, keep today's flows")
+    args = parser.parse_args(argv)
+    try:
+        releases = StackReleases(args.stack, PROJECT)
+        if args.command == "list":
+            print(releases.releases_table())
+        elif args.command == "up":
+            releases.release(args.message, atomic=args.atomic)
+        else:
+            releases.rollback(args.to, keep_flows=args.keep_flows)
+    except ReleaseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ReleaseFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Releases of one stack on Pulumi's Automation API: release (optionally atomic), list, roll back.
+
+Pulumi has no rollback: a rollback re-runs the program with an earlier release's inputs.
+Those are the stack file and the flows folder, restored from the commit the release
+recorded (releases/snapshot.py), then checked against the config Pulumi's history holds
+for that release. The program's own code stays as it is now.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+from pulumi import automation as auto
+from pulumi.automation.errors import CommandError, ConcurrentUpdateError
+
+from releases.history import (
+    ReleaseError, ReleaseRecord, Update, compose_message, live_release, normal_config, rollback_target, table,
+    updates,
+)
+from releases.snapshot import Repository, read_tree, write_tree
+from settings import ConfigError, StackSettings, load_settings, project_values
+from settings.flows import FlowError, flows_digest, load_flow_folder
+from settings.loader import parse_config
+from settings.model import FlowsConfig
+
+
+class ReleaseFailed(Exception):
+    """An update ran and failed; the message says why and what state the stack is in now."""
+
+
+class _SavedFiles:
+    """Files of the work tree that an operation rewrites, to put back when it does not go through."""
+
+    def __init__(self, project_dir: Path, paths: list[str]):
+        self.project_dir = project_dir
+        self.saved = {p: read_tree(project_dir, p) for p in dict.fromkeys(paths)}
+
+    def put_back(self) -> None:
+        for path, files in self.saved.items():
+            write_tree(self.project_dir, path, files)
+
+
+class StackReleases:
+    """One stack of the project in `project_dir`, run in the environment scripts/stack-env.sh sets."""
+
+    def __init__(self, stack_name: str, project_dir: Path, out: Callable[[str], None] = print):
+        self.project_dir = project_dir.resolve()
+        self.name = stack_name.split("/")[-1]
+        self.out = out
+        self.stack = auto.select_stack(stack_name, work_dir=str(self.project_dir))
+        self.stack_file = f"Pulumi.{self.name}.yaml"
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def history(self) -> list[Update]:
+        return updates(self.stack.history(show_secrets=True))
+
+    def releases_table(self) -> str:
+        return table(self.history())
+
+    def _config(self) -> dict[str, tuple[Any, bool]]:
+        return {k: (v.value, v.secret) for k, v in self.stack.get_all_config().items()}
+
+    def settings(self) -> StackSettings:
+        """The stack file's config and the flows it points at, validated as the program does."""
+        try:
+            return load_settings(_values(self._config()), self.project_dir)
+        except ConfigError as error:
+            raise ReleaseError(f"the stack's config has problems; nothing was changed:\n{error}") from None
+
+    def record(self, settings: StackSettings, repository: Optional[Repository]) -> ReleaseRecord:
+        flows = _flows_revision(settings.config.flows, lambda: flows_digest(settings.flows))
+        snapshot = repository.snapshot(self._paths(settings.config.flows), self.name) if repository else None
+        return ReleaseRecord(settings.config.image.reference(), flows, snapshot)
+
+    def _current_flows(self) -> FlowsConfig:
+        """The flows the stack file points at now; the default folder when its config is broken (a rollback
+        must still be able to repair that)."""
+        try:
+            return parse_config(_values(self._config())).flows
+        except ConfigError:
+            return FlowsConfig()
+
+    def _paths(self, *flows: FlowsConfig) -> list[str]:
+        """What a release is made of, besides the program: the stack file and the flows folders."""
+        return [self.stack_file] + [f.folder for f in flows if f.source == "folder"]
+
+    # --- releasing --------------------------------------------------------------------------------
+
+    def release(self, message: str, *, atomic: bool = False) -> None:
+        """`pulumi up` with the release recorded; with `atomic`, a failed one returns to the live release."""
+        repository = Repository.find(self.project_dir)
+        before = live_release(self.history()) if atomic else None
+        settings = self.settings()
+        try:
+            self._up(compose_message(message, self.record(settings, repository)))
+            return
+        except ReleaseFailed as failure:
+            if not atomic:
+                raise
+            reason = str(failure)
+        history = self.history()
+        failed = history[-1] if history else None
+        if failed is None or failed.resource_steps == 0 or (before is not None and failed.number == before.number):
+            still = f"release {before.number} is still live" if before else "nothing is live"
+            raise ReleaseFailed(f"{reason}\nThe failed update stopped before it reached any resource: {still}.")
+        if before is None:
+            raise ReleaseFailed(f"{reason}\nThis was the stack's first release: there is no earlier one to return "
+                                "to, so the stack stays as the failed update left it.")
+        if repository is None:
+            raise ReleaseFailed(f"{reason}\nAtomic rollback needs the project in git (to restore release "
+                                f"{before.number}'s files): roll back by hand.")
+        self.out(f"\nRelease {failed.number} failed; atomic: rolling back to release {before.number}.")
+        # The operator's files hold the failed release: keep them, to put back afterwards.
+        operator_files = _SavedFiles(self.project_dir, self._paths(settings.config.flows))
+        try:
+            self._rollback(failed, before, repository, "atomic rollback")
+        except (ReleaseError, ReleaseFailed) as error:
+            raise ReleaseFailed(f"{reason}\nThe atomic rollback to release {before.number} failed too: {error}")
+        finally:
+            operator_files.put_back()
+        raise ReleaseFailed(
+            f"{reason}\nAtomic release: rolled back to release {before.number}, which is live again. "
+            f"{self.stack_file} and the flows still hold the failed release's changes: fix them and release "
+            "again, or `git checkout` them.")
+
+    def rollback(self, to: Optional[int] = None, *, keep_flows: bool = False) -> None:
+        repository = Repository.find(self.project_dir)
+        if repository is None:
+            raise ReleaseError(f"{self.project_dir} is not in a git repository: a rollback restores the stack file "
+                               "and the flows from git, and must tell uncommitted changes apart")
+        live, target = rollback_target(self.history(), to)
+        paths = self._paths(self._current_flows(), _flows_config(target))
+        dirty = repository.uncommitted(paths)
+        if dirty:
+            raise ReleaseError("uncommitted changes in " + ", ".join(dirty) + ": a rollback rewrites these files; "
+                               "commit or stash them first. Nothing was changed.")
+        self._rollback(live, target, repository, "rollback", keep_flows=keep_flows)
+        self.out(f"\nRolled back from release {live.number} to {target.number}. {self.stack_file} and the flows "
+                 "now match what is deployed: commit them.")
+
+    def _rollback(self, live: Update, target: Update, repository: Repository, what: str, *,
+                  keep_flows: bool = False) -> None:
+        target_flows = _flows_config(target)
+        saved = _SavedFiles(self.project_dir, self._paths(self._current_flows(), target_flows))
+        try:
+            settings = self._restore(target, target_flows, repository, keep_flows)
+            record = self.record(settings, repository)
+            self.out(f"{what.capitalize()} from release {live.number} to {target.number}: image {record.image}, "
+                     f"flows {record.flows[:12]}. Preview:")
+            self._run(lambda: self.stack.preview(diff=True, on_output=self.out, color="never"))
+            self._up(compose_message(f"{what} from release {live.number} to {target.number}", record))
+        except BaseException:
+            saved.put_back()
+            raise
+
+    def _up(self, message: str) -> None:
+        self._run(lambda: self.stack.up(message=message, on_output=self.out, color="never"))
+
+    def _run(self, operation: Callable[[], Any]) -> Any:
+        try:
+            return operation()
+        except ConcurrentUpdateError:
+            raise ReleaseError(f"another update holds stack {self.name}: wait for it to end and run this again "
+                               "(if it died, `pulumi cancel` releases its lock). Nothing was changed.") from None
+        except CommandError as error:
+            raise ReleaseFailed(_why(error)) from None
+
+    # --- restoring a release's files --------------------------------------------------------------
+
+    def _restore(self, target: Update, flows: FlowsConfig, repository: Repository,
+                 keep_flows: bool) -> StackSettings:
+        """Make the stack file and the flows those of `target`; return its settings."""
+        commit = _source_commit(target, repository)
+        stack_file = repository.files_at(commit, self.stack_file).get(self.stack_file) if commit else None
+        if stack_file is not None:
+            (self.project_dir / self.stack_file).write_bytes(stack_file)
+        if stack_file is None or not self._config_is(target):
+            self._restore_config_from_history(target)
+            if not self._config_is(target):
+                raise ReleaseError(f"could not restore the config of release {target.number}; nothing was changed")
+        if flows.source == "folder" and not keep_flows:
+            wanted = target.record.flows if target.record else None
+            if commit is not None:
+                write_tree(self.project_dir, flows.folder, repository.files_at(commit, flows.folder))
+            have = _flows_revision(flows, lambda: flows_digest(load_flow_folder(self.project_dir, flows.folder)))
+            if (wanted is None and commit is None) or (wanted is not None and wanted != have):
+                raise ReleaseError(
+                    f"the flows of release {target.number} are not in this repository (no commit recorded, or it "
+                    "is missing here: fetch `refs/langflow/*` from the clone it was released from); restore the "
+                    "flows folder by hand, or roll back the config alone with FLOWS=keep. Nothing was changed.")
+        try:
+            return load_settings(_values(self._config()), self.project_dir)
+        except ConfigError as error:
+            raise ReleaseError(f"release {target.number}'s config is not valid for the program as it is now; "
+                               f"nothing was changed:\n{error}") from None
+
+    def _config_is(self, target: Update) -> bool:
+        return normal_config(self._config()) == normal_config(target.config)
+
+    def _restore_config_from_history(self, target: Update) -> None:
+        """No stack file to restore: write the history's values, keeping every secret encrypted."""
+        self.stack.remove_all_config(list(self._config()))
+        for key, (value, secret) in target.config.items():
+            parsed = _json_object(value)
+            if parsed is None:
+                self.stack.set_config(key, auto.ConfigValue(value, secret=secret))
+            else:
+                # History marks an object with one secret inside as secret as a whole: encrypt each string in it.
+                self.stack.set_all_config({path: auto.ConfigValue(_leaf_text(leaf), secret=secret and isinstance(leaf, str))
+                                           for path, leaf in _leaves(key, parsed)}, path=True)
+
+
+def _values(config: dict[str, tuple[Any, bool]]) -> dict[str, Any]:
+    return project_values({k: v for k, (v, _) in config.items()})
+
+
+def _flows_config(update: Update) -> FlowsConfig:
+    try:
+        return parse_config(_values(dict(update.config))).flows
+    except ConfigError as error:
+        raise ReleaseError(f"release {update.number}'s config is not valid for the program as it is now:\n"
+                           f"{error}") from None
+
+
+def _flows_revision(flows: FlowsConfig, digest: Callable[[], str]) -> str:
+    if flows.source == "claim":
+        return f"claim:{flows.claim_name}"
+    if flows.source == "none":
+        return "none"
+    try:
+        return digest()
+    except FlowError:
+        return "invalid"
+
+
+def _source_commit(target: Update, repository: Repository) -> Optional[str]:
+    """The commit holding `target`'s stack file and flows: its snapshot, or the clean HEAD it ran from."""
+    candidates = [target.record.snapshot if target.record else None, None if target.dirty else target.commit]
+    return next((c for c in candidates if c and repository.has_commit(c)), None)
+
+
+def _json_object(value: Any) -> Optional[Any]:
+    if not isinstance(value, str) or value[:1] not in "{[":
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def _leaves(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """`pulumi config set --path` paths of every leaf of an object value."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            step = f".{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else f'["{key}"]'
+            yield from _leaves(prefix + step, item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(f"{prefix}[{index}]", item)
+    else:
+        yield prefix, value
+
+
+def _leaf_text(leaf: Any) -> str:
+    return leaf if isinstance(leaf, str) else json.dumps(leaf)
+
+
+def _why(error: CommandError) -> str:
+    """The lines of a failed command's output that say why, without the progress around them."""
+    lines = [line.strip() for line in str(error).splitlines() if re.search(r"\berror\b", line, re.I)]
+    return "\n".join(dict.fromkeys(lines)) or "the update failed (see its output above)"

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Run a command in one stack's environment, with this project's defaults:
+#   scripts/stack-env.sh <stack> <command...>
+# - the toolchain built from Go modules (toolchain/build.sh), unless a matching pulumi is on PATH;
+# - state in a self-managed backend outside the repo (no Pulumi Cloud account), unless
+#   PULUMI_BACKEND_URL names one;
+# - the dev stack's documented passphrase; other stacks must bring their own;
+# - no kube context on this machine: the local simulated cluster (pods do not really run);
+# - the stack exists and is selected.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STACK=${1:?usage: scripts/stack-env.sh <stack> <command...>}
+shift
+
+STATE_DIR=${LANGFLOW_STATE_DIR:-$HOME/.local/state/langflow-pulumi}
+backend=file://$STATE_DIR/backend
+export PULUMI_HOME=${PULUMI_HOME:-$STATE_DIR/pulumi-home}
+export PULUMI_SKIP_UPDATE_CHECK=1
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_SELF_MANAGED_STATE_LOCKING=1
+
+if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  if [ "$STACK" = dev ]; then
+    export PULUMI_CONFIG_PASSPHRASE=langflow-dev  # documented: dev holds no real secrets
+  else
+    echo "error: stack '$STACK' needs PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE" >&2
+    exit 2
+  fi
+fi
+
+BIN=$(bash "$ROOT/toolchain/build.sh" | tail -n 1)
+export PATH="$BIN:$PATH"
+
+# A kube context from KUBECONFIG or ~/.kube/config wins; otherwise the local cluster.
+kubeconfig=${KUBECONFIG:-$HOME/.kube/config}
+if [ "${LANGFLOW_CLUSTER:-auto}" = local ] || { [ "${LANGFLOW_CLUSTER:-auto}" = auto ] && [ ! -s "${kubeconfig%%:*}" ]; }; then
+  cluster_dir="$STATE_DIR/local-cluster"
+  # The simulated cluster keeps its own state: a new cluster starts empty, and so does its state.
+  backend=file://$STATE_DIR/local-cluster-backend
+  if ! "$ROOT/.venv/bin/python" -m localcluster status --dir "$cluster_dir" >/dev/null 2>&1; then
+    echo "No Kubernetes context found: starting the local cluster in $cluster_dir" >&2
+    rm -rf "${backend#file://}"
+    (cd "$ROOT" && .venv/bin/python -m localcluster up --dir "$cluster_dir" --bin "$BIN") >&2
+  fi
+  export KUBECONFIG="$cluster_dir/kubeconfig"
+  echo "NOTE: deploying to the local simulated cluster: the API server is real, the nodes and" >&2
+  echo "      pods are simulated by kwok (no container runs). Stop it with: make cluster-down" >&2
+fi
+
+export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-$backend}
+case $PULUMI_BACKEND_URL in file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;; esac
+mkdir -p "$PULUMI_HOME"
+cd "$ROOT"
+pulumi stack select --create "$STACK" >/dev/null
+exec "$@"

@@ -5,14 +5,16 @@ VENV := .venv
 STATE_DIR ?= $(HOME)/.local/state/langflow-pulumi
 export LANGFLOW_STATE_DIR := $(STATE_DIR)
 
-.PHONY: help venv toolchain test unit up preview destroy releases rollback docs lock cluster-up cluster-down benchmark \
+.PHONY: help venv toolchain test unit up preview destroy releases rollback restore docs lock cluster-up cluster-down benchmark \
 	verify langflow-lock
 
 help:
 	@echo "make up|preview|destroy [STACK=dev]   deploy / preview / remove a stack (default dev)"
 	@echo "make up ATOMIC=1 [MESSAGE=...]       a release that returns to the live one if it fails"
 	@echo "make releases [STACK=dev]            the stack's releases, from its history; the live one marked"
-	@echo "make rollback [TO=n] [FLOWS=keep]    back to the previous release (or release n), files included"
+	@echo "make rollback [TO=n] [FLOWS=keep]    back to the previous release (or release n), files included;"
+	@echo "                                     across a schema change only with CONFIRM=restore (restores the database)"
+	@echo "make restore FROM=<backup|latest> CONFIRM=restore   the database as a backup holds it"
 	@echo "make test                            every test: unit, mock and integration (builds the toolchain)"
 	@echo "make unit                            unit and mock tests only (no toolchain needed)"
 	@echo "make verify [STACK=dev] [LANGFLOW=v]  run the stack's Langflow container for real and check it"
@@ -49,14 +51,20 @@ test: venv
 # Releases run on Pulumi's Automation API (releases/), in the stack's environment.
 RELEASES = bash scripts/stack-env.sh $(STACK) $(VENV)/bin/python -m releases
 
+# CONFIRM=restore: allow overwriting the database with a backup (a rollback across a schema change, a restore).
+CONFIRMED = $(if $(filter restore,$(CONFIRM)),--confirm-restore)
+
 up: venv
-	$(RELEASES) up --stack $(STACK) --message "$${MESSAGE:-make up}" $(if $(filter 1 true yes,$(ATOMIC)),--atomic)
+	$(RELEASES) up --stack $(STACK) --message "$${MESSAGE:-make up}" $(if $(filter 1 true yes,$(ATOMIC)),--atomic) $(CONFIRMED)
 
 releases: venv
 	@$(RELEASES) list --stack $(STACK)
 
 rollback: venv
-	$(RELEASES) rollback --stack $(STACK) $(if $(TO),--to $(TO)) $(if $(filter keep,$(FLOWS)),--keep-flows)
+	$(RELEASES) rollback --stack $(STACK) $(if $(TO),--to $(TO)) $(if $(filter keep,$(FLOWS)),--keep-flows) $(CONFIRMED)
+
+restore: venv
+	$(RELEASES) restore --stack $(STACK) --from "$(FROM)" $(CONFIRMED)
 
 preview: venv
 	bash scripts/pulumi.sh $(STACK) preview --diff

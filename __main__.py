@@ -6,6 +6,8 @@ import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
 from components import langflow_spec as spec
+from components.backups.component import Backups
+from components.backups.spec import backup_subject
 from components.database.component import PostgresDatabase
 from components.edge.dex_client import DexClient
 from components.edge.ingress import LangflowIngress
@@ -13,6 +15,7 @@ from components.edge.oauth2_proxy import OAuth2Proxy
 from components.langflow import LangflowApp
 from components.namespace import LangflowNamespace
 from settings import ConfigError, load_settings, project_values
+from settings.backups import backup_engine
 from settings.cluster import KubeconfigCluster
 
 all_config = {**get_config_env(), **CONFIG.get()}
@@ -38,7 +41,9 @@ namespace = LangflowNamespace(
     create=config.create_namespace,
     labels=spec.common_labels(config),
     stack=stack,
-    protect=config.storage.enabled and config.storage.protect,
+    # Deleting it would delete the volumes inside: the data volume, and the backups.
+    protect=(config.storage.enabled and config.storage.protect)
+    or (backup_engine(config.backups, config.database) is not None and config.backups.volume.protect),
 )
 database = None
 if config.database.type == "postgresql":
@@ -52,16 +57,30 @@ if config.database.type == "postgresql":
         registry=config.image.registry,
         depends_on=[namespace],
     )
+database_link = spec.DatabaseLink(database.url_secret, database.url_digest, database.ca_secret) if database else None
+database_ready = list(database.ready) if database else []
+backups = None
+backup_engine_name = backup_engine(config.backups, config.database)
+if backup_engine_name is not None:
+    backups = Backups(
+        f"{config.name}-backups",
+        config.backups,
+        backup_subject(config, backup_engine_name, database_link),
+        depends_on=[namespace, *database_ready],
+    )
 langflow = LangflowApp(
     config.name,
     settings,
     namespace=namespace,
-    database=spec.DatabaseLink(database.url_secret, database.url_digest, database.ca_secret) if database else None,
-    database_ready=database.ready if database else (),
+    database=database_link,
+    # A new Langflow version migrates the database: only after the snapshot of it is complete.
+    database_ready=database_ready + (backups.ready if backups else []),
 )
 images = {"langflow": langflow.image}
 if database is not None and database.image:
     images["postgres"] = database.image
+if backups is not None and backups.postgres_image:
+    images.setdefault("postgres", backups.postgres_image)
 
 edge_deps = [namespace, langflow]
 front = (config.name, config.service.port)
@@ -93,6 +112,15 @@ pulumi.export("client", {
     "default_flow_id": settings.default_flow,
     "config_map": langflow.client_config_map_name,
     "api_key_secret": {"name": spec.api_key_secret_name(config), "key": spec.API_KEY_SECRET_KEY},
+})
+pulumi.export("backups", {
+    # What `make restore` and a rollback across a schema change use; null: this stack takes no backups.
+    "engine": backup_engine_name,
+    "namespace": config.namespace,
+    "deployment": config.name,
+    "volume": backups.claim_name if backups else None,
+    "restore_template": backups.restore_template if backups else None,
+    "schedule": config.backups.schedule if backups else None,
 })
 pulumi.export("secret_key", langflow.secret_key)
 if langflow.superuser_password is not None:

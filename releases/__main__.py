@@ -1,4 +1,7 @@
-"""make releases | make up [ATOMIC=1] | make rollback [TO=<release>] [FLOWS=keep], for one stack.
+"""make releases | up [ATOMIC=1] | rollback [TO=<release>] [FLOWS=keep] | restore FROM=<backup>, for one stack.
+
+CONFIRM=restore (--confirm-restore) allows a rollback across a schema change, and a restore, to
+overwrite the database with a backup.
 
 Run in the stack's environment (scripts/stack-env.sh). Exit status: 0 done; 1 an update ran
 and failed (the message says which release is live now); 2 refused before anything changed.
@@ -18,21 +21,28 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m releases", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["list", "up", "rollback"])
+    parser.add_argument("command", choices=["list", "up", "rollback", "restore"])
     parser.add_argument("--stack", required=True)
     parser.add_argument("--message", default="make up", help="up: what this release is")
     parser.add_argument("--atomic", action="store_true", help="up: return to the live release if this one fails")
     parser.add_argument("--to", type=int, help="rollback: the release number (`make releases`); default: the previous")
     parser.add_argument("--keep-flows", action="store_true", help="rollback: restore the config, keep today's flows")
+    parser.add_argument("--from", dest="source", help="restore: the backup's name, or latest")
+    parser.add_argument("--confirm-restore", action="store_true",
+                        help="rollback, up --atomic, restore: overwrite the database with a backup where needed")
     args = parser.parse_args(argv)
     try:
         releases = StackReleases(args.stack, PROJECT)
         if args.command == "list":
             print(releases.releases_table())
         elif args.command == "up":
-            releases.release(args.message, atomic=args.atomic)
+            releases.release(args.message, atomic=args.atomic, confirm_restore=args.confirm_restore)
+        elif args.command == "rollback":
+            releases.rollback(args.to, keep_flows=args.keep_flows, confirm_restore=args.confirm_restore)
+        elif not args.source:
+            raise ReleaseError("restore needs the backup: FROM=<name> (or FROM=latest); nothing was changed")
         else:
-            releases.rollback(args.to, keep_flows=args.keep_flows)
+            releases.restore_backup(args.source, confirmed=args.confirm_restore)
     except ReleaseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

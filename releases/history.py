@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from settings.model import ImageConfig
+from settings.schemas import same_schema, schema_head
+
 IMAGE_TRAILER = "Release-Image"
 FLOWS_TRAILER = "Release-Flows"
 SNAPSHOT_TRAILER = "Release-Snapshot"
-TRAILERS = (IMAGE_TRAILER, FLOWS_TRAILER, SNAPSHOT_TRAILER)
+SCHEMA_TRAILER = "Release-Schema"
+TRAILERS = (IMAGE_TRAILER, FLOWS_TRAILER, SNAPSHOT_TRAILER, SCHEMA_TRAILER)
 _TRAILER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.+)$")
 
 
@@ -33,6 +37,7 @@ class ReleaseRecord:
     image: str
     flows: str  # the flows revision: a sha256 of the flow files, or `none` / `claim:<name>`
     snapshot: Optional[str] = None  # a commit holding the stack file and the flows as released
+    schema: Optional[str] = None  # the database schema revision the Langflow image runs, when known
 
 
 def compose_message(summary: str, record: ReleaseRecord) -> str:
@@ -40,6 +45,8 @@ def compose_message(summary: str, record: ReleaseRecord) -> str:
     lines = [f"{IMAGE_TRAILER}: {record.image}", f"{FLOWS_TRAILER}: {record.flows}"]
     if record.snapshot:
         lines.append(f"{SNAPSHOT_TRAILER}: {record.snapshot}")
+    if record.schema:
+        lines.append(f"{SCHEMA_TRAILER}: {record.schema}")
     return f"{summary.strip() or 'release'}\n\n" + "\n".join(lines)
 
 
@@ -50,7 +57,7 @@ def parse_message(message: str) -> tuple[str, Optional[ReleaseRecord]]:
     if not head or IMAGE_TRAILER not in trailers or FLOWS_TRAILER not in trailers:
         return (message or "").strip(), None
     return head.strip(), ReleaseRecord(trailers[IMAGE_TRAILER], trailers[FLOWS_TRAILER],
-                                       trailers.get(SNAPSHOT_TRAILER))
+                                       trailers.get(SNAPSHOT_TRAILER), trailers.get(SCHEMA_TRAILER))
 
 
 @dataclass(frozen=True)
@@ -169,7 +176,7 @@ def rollback_target(history: Sequence[Update], to: Optional[int] = None) -> tupl
 def table(history: Sequence[Update], *, now_live: Optional[Update] = None) -> str:
     """The releases, oldest first, as a text table; the live one marked."""
     live = now_live or live_release(history)
-    rows = [("#", "started (UTC)", "result", "image", "flows", "commit", "message")]
+    rows = [("#", "started (UTC)", "result", "image", "schema", "flows", "commit", "message")]
     for update in history:
         if not update.is_release:
             continue
@@ -179,8 +186,10 @@ def table(history: Sequence[Update], *, now_live: Optional[Update] = None) -> st
         commit = (record.snapshot if record and record.snapshot else update.commit) or "-"
         commit = commit[:10] + ("+dirty" if update.dirty and not (record and record.snapshot) else "")
         marker = "  <- live" if live is not None and update.number == live.number else ""
+        tag = image_tag(update.config)
+        schema = (record.schema if record and record.schema else schema_head(tag) if tag else None) or "?"
         rows.append((str(update.number), update.started.strftime("%Y-%m-%d %H:%M:%S"), update.result,
-                     record.image if record else image_from_config(update.config) or "?",
+                     record.image if record else f"tag {tag}" if tag else "?", schema[:12],
                      flows, commit, (update.summary.splitlines() or [""])[0][:60] + marker))
     if len(rows) == 1:
         return "no releases yet: `make up` makes the first"
@@ -188,11 +197,40 @@ def table(history: Sequence[Update], *, now_live: Optional[Update] = None) -> st
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)
 
 
-def image_from_config(config: Mapping[str, tuple[Any, bool]]) -> Optional[str]:
-    """For updates made without `releases` (no trailers): the tag the config pins, if it pins one."""
+def image_tag(config: Mapping[str, tuple[Any, bool]]) -> Optional[str]:
+    """The Langflow tag a release's config pins (its default when the config leaves it out)."""
     raw = config.get("langflow:image", (None, False))[0]
     try:
         image = json.loads(raw) if isinstance(raw, str) else None
     except ValueError:
+        image = None
+    tag = image.get("tag") if isinstance(image, dict) else None
+    return tag if isinstance(tag, str) else ImageConfig.model_fields["tag"].default
+
+
+@dataclass(frozen=True)
+class SchemaRollback:
+    """A rollback to an older Langflow schema: the database must be restored from a snapshot."""
+
+    live_tag: str
+    target_tag: str
+    snapshot_label: str  # the snapshot taken before the first release of the live version
+    since: datetime  # when that release started: what was written after is lost
+
+
+def schema_rollback(history: Sequence[Update], live: Update, target: Update) -> Optional[SchemaRollback]:
+    """None when `target` runs on the database as `live` left it (same schema, or a newer version)."""
+    live_tag, target_tag = image_tag(live.config), image_tag(target.config)
+    if same_schema(live_tag, target_tag) or not _version(target_tag) < _version(live_tag):
         return None
-    return f"tag {image['tag']}" if isinstance(image, dict) and image.get("tag") else None
+    # The snapshot was taken when the live version was first released after another one.
+    first = live
+    for update in reversed([u for u in history if u.is_release and u.succeeded and u.number <= live.number]):
+        if image_tag(update.config) != live_tag:
+            break
+        first = update
+    return SchemaRollback(live_tag, target_tag, f"before-{live_tag}", first.started)
+
+
+def _version(tag: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", tag.split("-")[0])[:3])

@@ -16,15 +16,17 @@ from typing import Any, Callable, Iterator, Optional
 from pulumi import automation as auto
 from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 
+from releases.database import CONFIRMATION, RestoreFailed, StackDatabase, require_backups
 from releases.history import (
-    ReleaseError, ReleaseRecord, Update, compose_message, live_release, normal_config, rollback_target, table,
-    updates,
+    ReleaseError, ReleaseRecord, SchemaRollback, Update, compose_message, live_release, normal_config,
+    rollback_target, schema_rollback, table, updates,
 )
 from releases.snapshot import Repository, read_tree, write_tree
 from settings import ConfigError, StackSettings, load_settings, project_values
 from settings.flows import FlowError, flows_digest, load_flow_folder
 from settings.loader import parse_config
 from settings.model import FlowsConfig
+from settings.schemas import schema_head
 
 
 class ReleaseFailed(Exception):
@@ -74,7 +76,7 @@ class StackReleases:
     def record(self, settings: StackSettings, repository: Optional[Repository]) -> ReleaseRecord:
         flows = _flows_revision(settings.config.flows, lambda: flows_digest(settings.flows))
         snapshot = repository.snapshot(self._paths(settings.config.flows), self.name) if repository else None
-        return ReleaseRecord(settings.config.image.reference(), flows, snapshot)
+        return ReleaseRecord(settings.config.image.reference(), flows, snapshot, schema_head(settings.config.image.tag))
 
     def _current_flows(self) -> FlowsConfig:
         """The flows the stack file points at now; the default folder when its config is broken (a rollback
@@ -90,8 +92,9 @@ class StackReleases:
 
     # --- releasing --------------------------------------------------------------------------------
 
-    def release(self, message: str, *, atomic: bool = False) -> None:
-        """`pulumi up` with the release recorded; with `atomic`, a failed one returns to the live release."""
+    def release(self, message: str, *, atomic: bool = False, confirm_restore: bool = False) -> None:
+        """`pulumi up` with the release recorded; with `atomic`, a failed one returns to the live release
+        (across a schema change only with `confirm_restore`: the database is restored too)."""
         repository = Repository.find(self.project_dir)
         before = live_release(self.history()) if atomic else None
         settings = self.settings()
@@ -117,7 +120,7 @@ class StackReleases:
         # The operator's files hold the failed release: keep them, to put back afterwards.
         operator_files = _SavedFiles(self.project_dir, self._paths(settings.config.flows))
         try:
-            self._rollback(failed, before, repository, "atomic rollback")
+            self._rollback(failed, before, repository, "atomic rollback", confirm_restore=confirm_restore)
         except (ReleaseError, ReleaseFailed) as error:
             raise ReleaseFailed(f"{reason}\nThe atomic rollback to release {before.number} failed too: {error}")
         finally:
@@ -127,7 +130,7 @@ class StackReleases:
             f"{self.stack_file} and the flows still hold the failed release's changes: fix them and release "
             "again, or `git checkout` them.")
 
-    def rollback(self, to: Optional[int] = None, *, keep_flows: bool = False) -> None:
+    def rollback(self, to: Optional[int] = None, *, keep_flows: bool = False, confirm_restore: bool = False) -> None:
         repository = Repository.find(self.project_dir)
         if repository is None:
             raise ReleaseError(f"{self.project_dir} is not in a git repository: a rollback restores the stack file "
@@ -138,13 +141,15 @@ class StackReleases:
         if dirty:
             raise ReleaseError("uncommitted changes in " + ", ".join(dirty) + ": a rollback rewrites these files; "
                                "commit or stash them first. Nothing was changed.")
-        self._rollback(live, target, repository, "rollback", keep_flows=keep_flows)
+        self._rollback(live, target, repository, "rollback", keep_flows=keep_flows, confirm_restore=confirm_restore)
         self.out(f"\nRolled back from release {live.number} to {target.number}. {self.stack_file} and the flows "
                  "now match what is deployed: commit them.")
 
     def _rollback(self, live: Update, target: Update, repository: Repository, what: str, *,
-                  keep_flows: bool = False) -> None:
+                  keep_flows: bool = False, confirm_restore: bool = False) -> None:
         target_flows = _flows_config(target)
+        change = schema_rollback(self.history(), live, target)
+        database = self._database_for(change, live, target, confirm_restore) if change else None
         saved = _SavedFiles(self.project_dir, self._paths(self._current_flows(), target_flows))
         try:
             settings = self._restore(target, target_flows, repository, keep_flows)
@@ -152,10 +157,66 @@ class StackReleases:
             self.out(f"{what.capitalize()} from release {live.number} to {target.number}: image {record.image}, "
                      f"flows {record.flows[:12]}. Preview:")
             self._run(lambda: self.stack.preview(diff=True, on_output=self.out, color="never"))
+            if database is not None:
+                self._restore_database(database, change)
             self._up(compose_message(f"{what} from release {live.number} to {target.number}", record))
         except BaseException:
             saved.put_back()
             raise
+
+    # --- the database, across a schema change ------------------------------------------------------
+
+    def _database_for(self, change: SchemaRollback, live: Update, target: Update, confirmed: bool) -> StackDatabase:
+        """Refuse, changing nothing, unless a snapshot exists and the operator confirmed the loss."""
+        why = (f"release {live.number} runs Langflow {change.live_tag}, which migrated the database to a newer "
+               f"schema; Langflow {change.target_tag} (release {target.number}) cannot run on it, so the database "
+               f"must be restored from the snapshot taken before Langflow {change.live_tag} was released")
+        backups = require_backups(self._output("backups"), why)
+        loss = (f"everything written since {change.since:%Y-%m-%d %H:%M:%S} UTC (flows, users, API keys, "
+                "variables, messages) is lost; the database as it is now is kept as a pre-restore backup")
+        if not confirmed:
+            raise ReleaseError(f"{why}: {loss}. To go ahead: add CONFIRM={CONFIRMATION} (--confirm-restore). "
+                               "Nothing was changed.")
+        self.out(f"Schema change: {why}.\nConfirmed: {loss}.")
+        return self._stack_database(backups)
+
+    def _restore_database(self, database: StackDatabase, change: SchemaRollback) -> None:
+        try:
+            database.stop_langflow()
+            database.restore({"RESTORE_FROM": "latest", "BACKUP_KIND": "snapshot", "BACKUP_LABEL": change.snapshot_label,
+                              "CONFIRM": CONFIRMATION})
+        except RestoreFailed as error:
+            database.start_langflow()
+            raise ReleaseFailed(f"{error}. Langflow {change.live_tag} was started again on its database, "
+                                "which the restore leaves as it was.") from None
+        self.out(f"Database restored from the snapshot {change.snapshot_label}.")
+
+    def restore_backup(self, source: str, *, confirmed: bool) -> None:
+        """`make restore`: the live release, on the database as the backup `source` holds it."""
+        why = f"restoring {source} overwrites the database of stack {self.name}"
+        backups = require_backups(self._output("backups"), why)
+        if not confirmed:
+            raise ReleaseError(f"{why}: everything written since that backup was taken is lost (the database as it "
+                               f"is now is kept as a pre-restore backup). To go ahead: add CONFIRM={CONFIRMATION}. "
+                               "Nothing was changed.")
+        database = self._stack_database(backups)
+        try:
+            database.stop_langflow()
+            database.restore({"RESTORE_FROM": source, "BACKUP_KIND": "", "BACKUP_LABEL": "", "CONFIRM": CONFIRMATION})
+        except RestoreFailed as error:
+            raise ReleaseFailed(f"{error}. Langflow was started again with {database.replicas} pod(s).") from None
+        finally:
+            database.start_langflow()
+        self.out(f"Restored {source}; Langflow started again with {database.replicas} pod(s).")
+
+    def _stack_database(self, backups: dict[str, Any]) -> StackDatabase:
+        config = self._config()
+        return StackDatabase(backups, config.get("kubernetes:kubeconfig", (None, False))[0],
+                             config.get("kubernetes:context", (None, False))[0], out=self.out)
+
+    def _output(self, name: str) -> Any:
+        found = self.stack.outputs().get(name)
+        return found.value if found is not None else None
 
     def _up(self, message: str) -> None:
         self._run(lambda: self.stack.up(message=message, on_output=self.out, color="never"))

@@ -175,3 +175,13 @@ class PinnedImage(StrictModel):
 
     def reference(self, registry: Optional[str] = None) -> str:
         return image_reference(self.repository, self.tag, self.digest, registry)
+
+
+class VolumeConfig(StrictModel):
+    """A volume the program creates: its size, StorageClass and Pulumi protection (defaults per volume)."""
+
+    size: Quantity
+    storage_class: Optional[str] = Field(None, description="StorageClass name. Unset: the cluster's default class.")
+    protect: bool = True
+
+    _storage_class = field_validator("storage_class")(classmethod(lambda cls, value: storage_class_name(value)))

@@ -135,6 +135,22 @@ def _major_problems(config: Any, cluster: ClusterView) -> list[tuple[str, str]]:
     return []
 
 
+def api_client(kubeconfig: Optional[str] = None, context: Optional[str] = None):
+    """The official client for the provider's settings: `kubeconfig` a path or the file's content;
+    unset, KUBECONFIG or ~/.kube/config, as the provider reads them."""
+    from kubernetes import config
+
+    try:
+        if kubeconfig and kubeconfig.lstrip().startswith(("{", "apiVersion", "kind", "clusters")):
+            import yaml
+
+            document = json.loads(kubeconfig) if kubeconfig.lstrip().startswith("{") else yaml.safe_load(kubeconfig)
+            return config.new_client_from_config_dict(document, context=context)
+        return config.new_client_from_config(config_file=kubeconfig, context=context)
+    except Exception as error:  # noqa: BLE001 - any kubeconfig problem means: cannot ask
+        raise ClusterUnavailable(f"no usable kubeconfig: {error}") from None
+
+
 class KubeconfigCluster:
     """The cluster the Kubernetes provider deploys to, asked with the official client.
 
@@ -147,20 +163,9 @@ class KubeconfigCluster:
         self.kubeconfig, self.context, self.timeout = kubeconfig, context, timeout
 
     def _api(self):
-        from kubernetes import client, config
+        from kubernetes import client
 
-        try:
-            if self.kubeconfig and self.kubeconfig.lstrip().startswith(("{", "apiVersion", "kind", "clusters")):
-                import yaml
-
-                document = json.loads(self.kubeconfig) if self.kubeconfig.lstrip().startswith("{") \
-                    else yaml.safe_load(self.kubeconfig)
-                api_client = config.new_client_from_config_dict(document, context=self.context)
-            else:
-                api_client = config.new_client_from_config(config_file=self.kubeconfig, context=self.context)
-        except Exception as error:  # noqa: BLE001 - any kubeconfig problem means: cannot ask
-            raise ClusterUnavailable(f"no usable kubeconfig: {error}") from None
-        return client.CoreV1Api(api_client)
+        return client.CoreV1Api(api_client(self.kubeconfig, self.context))
 
     def _read(self, method: str, *args: Any) -> Any:
         """One read; None when the object does not exist."""

@@ -16,7 +16,7 @@ from typing import Literal, Optional
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from settings import kube
-from settings.base import IMAGE_DIGEST, PinnedImage, moving_tag, pinned_tag_problem, Quantity, StrictModel, at, storage_class_name, valid
+from settings.base import IMAGE_DIGEST, PinnedImage, moving_tag, pinned_tag_problem, Quantity, StrictModel, VolumeConfig, at, valid
 
 # Names Langflow's role and database get: what PostgreSQL accepts unquoted, at most 63 bytes.
 PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -65,17 +65,14 @@ class PostgresImage(PinnedImage):
         return postgres_major(self.tag)  # type: ignore[return-value]
 
 
-class PostgresStorage(StrictModel):
+class PostgresStorage(VolumeConfig):
     size: Quantity = Field("10Gi", description="Database volume size (at least 1Gi).")
-    storage_class: Optional[str] = Field(None, description="StorageClass name. Unset: the cluster's default class.")
     protect: bool = Field(
         True,
         description="Keep the database through `pulumi destroy` and mistakes: the volume, the StatefulSet and "
         "the generated passwords are Pulumi-protected, and the volume is retained in the cluster. Turn off "
         "only to delete the database on purpose.",
     )
-
-    _storage_class = field_validator("storage_class")(classmethod(lambda cls, value: storage_class_name(value)))
 
 
 class InClusterConfig(StrictModel):

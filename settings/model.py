@@ -29,6 +29,7 @@ from settings.base import (  # noqa: F401 - re-exported: the config model's voca
     PinnedImage, Quantity, StrictModel, at, is_registry_host, moving_tag, not_blank, split_registry, storage_class_name, tag_minor,
     valid, version_before,
 )
+from settings.backups import BackupsConfig
 from settings.database import DatabaseConfig
 from settings.edge import IngressConfig, SSOConfig
 from settings.managed import MANAGED_PATHS, STARTUP_BUDGET_SECONDS
@@ -414,6 +415,10 @@ class LangflowStackConfig(StrictModel):
     sso: SSOConfig = Field(default_factory=SSOConfig, description="Single sign-on: oauth2-proxy and Dex.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="The data volume.")
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="Where Langflow keeps its state.")
+    backups: BackupsConfig = Field(
+        default_factory=BackupsConfig,
+        description="Database snapshots before version changes, scheduled backups, and the volume they are kept on.",
+    )
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Login and tokens.")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="How Langflow runs.")
     flows: FlowsConfig = Field(default_factory=FlowsConfig, description="Flows loaded at start-up.")

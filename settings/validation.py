@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from settings import kube
+from settings.backups import backup_engine
 from settings.managed import MANAGED_PATHS, MANAGED_VOLUMES, STARTUP_BUDGET_SECONDS, managed_env_source
 from settings.model import LangflowStackConfig, version_before
 
@@ -351,6 +352,21 @@ def sso_rule(config: LangflowStackConfig) -> Iterator[Problem]:
                "ingress.tls.mode: cert-manager or secret")
 
 
+def backups_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    backups, database = config.backups, config.database
+    if backups.enabled:
+        if database.type == "url":
+            yield ("backups.enabled", "the Jobs need to know the database: with your own URL Secret they cannot; use "
+                   "database.type: postgresql with mode external (same server, the chart's keys), or back it up yourself")
+        elif database.type == "postgresql" and database.postgresql.mode == "cloudnative-pg":
+            yield ("backups.enabled", "CloudNativePG backs up with the operator's own Backup and ScheduledBackup "
+                   "objects (object store or volume snapshots); configure them there and remove backups.enabled")
+    if backup_engine(backups, database) is not None:
+        problem = _size_problem(backups.volume.size, MIN_DATABASE_STORAGE, "1Gi", "10Gi")
+        if problem:
+            yield ("backups.volume.size", problem.replace("is too small", "is too small for database backups"))
+
+
 def namespace_rule(config: LangflowStackConfig) -> Iterator[Problem]:
     if config.create_namespace and config.namespace in PRESET_NAMESPACES:
         yield ("namespace", f"{config.namespace!r} exists in every cluster and was not created by this program, so "
@@ -390,7 +406,7 @@ RULES: tuple[Callable[[LangflowStackConfig], Iterable[Problem]], ...] = (
     namespace_rule, resources_rule, node_selector_rule, tolerations_rule, affinity_rule,
     service_annotations_rule, storage_size_rule, database_rule, login_off_rule, extra_env_rule, extra_volumes_rule,
     extra_volume_mounts_rule, labels_rule, annotations_rule,
-    sqlite_rule, shared_volume_rule, exposure_rule, sso_rule, old_langflow_rule, flows_mount_rule,
+    backups_rule, sqlite_rule, shared_volume_rule, exposure_rule, sso_rule, old_langflow_rule, flows_mount_rule,
 )
 
 
@@ -419,4 +435,9 @@ def warnings(config: LangflowStackConfig) -> list[str]:
     if config.rollout.timeout_seconds < STARTUP_BUDGET_SECONDS:
         out.append(f"rollout.timeout_seconds is {config.rollout.timeout_seconds} s, below the {STARTUP_BUDGET_SECONDS} s "
                    "Langflow may take to start: a slow but healthy start fails the release.")
+    if backup_engine(config.backups, config.database) is None and config.database.type != "url":
+        cloudnative = config.database.type == "postgresql" and config.database.postgresql.mode == "cloudnative-pg"
+        out.append("no snapshot is taken before a Langflow version change, so `make rollback` across one is refused, "
+                   "and there are no scheduled backups: " + ("configure CloudNativePG's own backups" if cloudnative
+                                                             else "set backups.enabled: true"))
     return out

@@ -190,3 +190,39 @@ def test_files_are_restored_exactly(project):
 
 def test_outside_git_there_is_no_repository(tmp_path):
     assert Repository.find(tmp_path) is None
+
+
+# --- rollbacks across a schema change -----------------------------------------------------------
+
+def release(number: int, tag: str, result: str = "succeeded", hour: int = 0) -> history.Update:
+    return history.Update(number=number, kind="update", started=datetime(2026, 12, 1, hour), result=result,
+                          summary=f"v{number}", config={"langflow:image": (json.dumps({"tag": tag}), False)},
+                          record=ReleaseRecord(f"langflowai/langflow:{tag}", "none"))
+
+
+def test_only_a_rollback_to_an_older_schema_restores_the_database():
+    same = [release(1, "1.6.4"), release(2, "1.6.5")]  # 1.6.5 added no migration
+    assert history.schema_rollback(same, same[1], same[0]) is None
+    upgraded = [release(1, "1.6.4", hour=1), release(2, "1.13.0", hour=2), release(3, "1.13.0", hour=3)]
+    change = history.schema_rollback(upgraded, upgraded[2], upgraded[0])
+    # The snapshot before the first release of 1.13.0: what came after it is what a restore loses.
+    assert change == history.SchemaRollback("1.13.0", "1.6.4", "before-1.13.0", datetime(2026, 12, 1, 2))
+    # Forward is a migration Langflow does itself; the same version never needs a restore.
+    assert history.schema_rollback(upgraded, upgraded[0], upgraded[2]) is None
+    assert history.schema_rollback(upgraded, upgraded[2], upgraded[1]) is None
+
+
+def test_a_version_of_unknown_schema_counts_as_a_change():
+    releases = [release(1, "1.6.4"), release(2, "1.7.0")]
+    assert history.schema_rollback(releases, releases[1], releases[0]).snapshot_label == "before-1.7.0"
+
+
+def test_the_table_shows_the_schema_each_release_runs():
+    shown = history.table([release(1, "1.6.4"), release(2, "1.13.0"), release(3, "1.7.0")]).splitlines()
+    assert "d37bc4322900" in shown[1] and "e5a7c9b1d3f2" in shown[2] and " ? " in shown[3]
+    assert "schema" in shown[0]
+
+
+def test_the_schema_is_recorded_with_the_release():
+    record = ReleaseRecord("langflowai/langflow:1.13.0", "none", None, "e5a7c9b1d3f2")
+    assert history.parse_message(history.compose_message("v2", record)) == ("v2", record)

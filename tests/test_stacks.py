@@ -61,7 +61,7 @@ def test_dev_declares_what_the_issue_asks(dev):
     (container,) = pod_spec(dev)["containers"]
     assert container["image"] == "langflowai/langflow:1.6.4"
     assert env(dev)["LANGFLOW_DATABASE_URL"].startswith("sqlite:////app/data/")
-    claim = dev.one(PVC)
+    claim = dev.named(PVC, "langflow-data")
     assert claim.inputs["metadata"]["name"] == "langflow-data"
     assert claim.inputs["spec"]["resources"]["requests"]["storage"] == "1Gi"
     service = dev.one(SERVICE)
@@ -207,6 +207,10 @@ def test_unprotected_storage_is_still_retained():
     run = run_program({**stack_values("dev"), "storage": {"protect": False}}, "dev")
     claim = run.options[(PVC, "langflow-data")]
     assert claim.protect is False and claim.retain_on_delete is True
+    # The backups in it are still protected, so the namespace is too.
+    assert run.options[(NAMESPACE, "langflow-dev")].protect is True
+    run = run_program({**stack_values("dev"), "storage": {"protect": False},
+                       "backups": {"volume": {"protect": False}}}, "dev")
     assert run.options[(NAMESPACE, "langflow-dev")].protect is False
 
 

@@ -64,6 +64,11 @@ def processes_of_run(run_id: str) -> list[int]:
     return found
 
 
+def interpreter_home(venv: Path) -> Path:
+    """The installation of the Python a virtualenv was made from: the sandbox must see it too."""
+    return Path((venv / "pyvenv.cfg").read_text().split("home = ", 1)[1].splitlines()[0]).parent
+
+
 class LangflowProcess:
     def __init__(self, venv: Path, container: Container, workdir: Path, run_id: str = ""):
         self.venv, self.container, self.workdir, self.run_id = venv, container, workdir, run_id
@@ -103,7 +108,7 @@ class LangflowProcess:
     def start(self) -> None:
         self.starts += 1
         mounts = [Mount(v.path, str(self._host_folder(v)), v.writable) for v in self.container.volumes]
-        python_home = Path((self.venv / "pyvenv.cfg").read_text().split("home = ", 1)[1].splitlines()[0]).parent
+        python_home = interpreter_home(self.venv)
         sandbox = Sandbox(mounts=mounts, uid=self.container.uid, gid=self.container.gid,
                           groups=[self.container.fs_group], working_dir=self.container.working_dir,
                           visible=[str(self.venv), str(python_home)])
@@ -130,8 +135,9 @@ class LangflowProcess:
         """Seconds until /health_check answers ok; StartFailed as soon as start-up cannot succeed."""
         started = time.monotonic()
         while True:
-            elapsed = time.monotonic() - started
             status, _ = self.request("/health_check")
+            # Measured once the answer is in: a server that has bound its port holds the request until ready.
+            elapsed = time.monotonic() - started
             if status == 200:
                 return elapsed
             if self.proc.poll() is not None:

@@ -18,13 +18,16 @@ import pytest
 import yaml
 
 from settings.loader import parse_config
+from settings.model import LANGFLOW_DEFAULT_TAG, VERIFIED_LANGFLOW_VERSIONS
 from settings.stack_file import stack_values
 from tests.integration.pulumi_project import Project
-from verify.checks import Report, Verification
+from verify.checks import Report
+from verify.drill import UpgradeDrill
 from verify.postgres import ScratchPostgres, expand
 
 pytestmark = [pytest.mark.integration, pytest.mark.langflow]
 ROOT = Path(__file__).resolve().parents[2]
+NEWEST = VERIFIED_LANGFLOW_VERSIONS[-1]
 HARD_PASSWORD = "p@ss:w/rd#%?& 'q\"uo te'"
 
 
@@ -70,7 +73,9 @@ def test_external_postgres_with_bootstrap_end_to_end(toolchain_bin, local_cluste
             "password_secret": {"name": "pg-langflow", "key": "password"},
             "bootstrap": {"admin_secret": {"name": "pg-admin"}}}}}
         document = yaml.safe_load(project.stack_file().read_text())
-        document["config"].update({"langflow:database": database, "langflow:create_namespace": False})
+        # Backups of an external server are the operator's choice: on here, with Langflow's own role.
+        document["config"].update({"langflow:database": database, "langflow:create_namespace": False,
+                                   "langflow:backups": {"enabled": True}})
         project.stack_file().write_text(yaml.safe_dump(document))
         project.up()
 
@@ -86,12 +91,26 @@ def test_external_postgres_with_bootstrap_end_to_end(toolchain_bin, local_cluste
         check = subprocess.run(["psql", url, "-tAc", "select current_user"], capture_output=True, text=True)
         assert check.stdout.strip() == "langflow", check.stderr  # libpq reads the program's URL as it is
 
-        # A real Langflow on that server, through that URL: migrations, login, flows, restart.
+        # The snapshot Job ran before Langflow's start-up; backups are scheduled; restores have their template.
+        done = {j["metadata"]["name"].rsplit("-", 1)[0] for j in client.items("/apis/batch/v1/namespaces/langflow/jobs")}
+        assert {"langflow-snapshot", "langflow-init"} <= done, done
+        cron_jobs = {c["metadata"]["name"] for c in client.items("/apis/batch/v1/namespaces/langflow/cronjobs")}
+        assert cron_jobs == {"langflow-backup", "langflow-restore"}
+        assert project.outputs()["backups"]["engine"] == "postgresql"
+
+        # Real Langflows on that server, through that URL: 1.6.4 with data, the snapshot Job's pod, the newest
+        # release's init Job migrating, a refused and a confirmed restore, 1.6.4 on its data again, then a
+        # scheduled backup restored onto an emptied database (verify/drill.py).
         values = stack_values(project.root, "prod")
         lines: list[str] = []
-        ok = Verification(values, project.root, "prod", report=Report(out=lines.append), database_url=url).run()
-        assert ok, "\n".join(lines)
-        assert "  ok    the init Job runs Langflow's start-up once and exits" in "\n".join(lines)
+        ok = UpgradeDrill(values, project.root, "prod", LANGFLOW_DEFAULT_TAG, NEWEST, report=Report(out=lines.append),
+                          database_url=url).run()
+        output = "\n".join(lines)
+        assert ok, output
+        for check in ("the init Job runs Langflow's start-up once and exits", "a restore without confirmation is refused",
+                      f"Langflow {NEWEST} migrated the schema", f"Langflow {LANGFLOW_DEFAULT_TAG} serves the pre-upgrade "
+                      "data: the user"):
+            assert f"  ok    {check}" in output, output
 
         # Nothing of the platform's database is the program's to delete.
         project.run("destroy", "--yes", "--exclude-protected")

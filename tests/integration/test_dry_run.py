@@ -107,10 +107,10 @@ BASE_KINDS = ["ConfigMap", "Deployment", "Namespace", "PersistentVolumeClaim", "
 
 
 @pytest.mark.parametrize(("stack", "kinds"), [
-    ("dev", BASE_KINDS),
+    ("dev", sorted(BASE_KINDS + ["CronJob", "Job"])),
     # On PostgreSQL: the database StatefulSet, its bootstrap Job and Langflow's init Job; the edge: the
     # Ingress, oauth2-proxy's PodDisruptionBudget and Dex's OAuth2Client (in the platform's namespace).
-    ("prod", sorted(BASE_KINDS + ["Ingress", "Job", "OAuth2Client", "PodDisruptionBudget", "StatefulSet"])),
+    ("prod", sorted(BASE_KINDS + ["CronJob", "Ingress", "Job", "OAuth2Client", "PodDisruptionBudget", "StatefulSet"])),
 ])
 def test_every_object_of_the_stack_passes_a_server_side_dry_run(api, stack, kinds):
     objects = objects_of(stack_values(stack), stack)

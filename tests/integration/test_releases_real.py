@@ -12,13 +12,17 @@ import pytest
 
 from localcluster.stages import NEVER_READY_REGISTRY
 from tests.integration.pulumi_project import Project
-from tests.integration.test_stacks_real import deployment, flows_config_map, rolled_out
+from tests.integration.test_stacks_real import completed, deployment, flows_config_map, jobs, rolled_out
 
 pytestmark = pytest.mark.integration
 
 
 def image_of(client, namespace: str) -> str:
     return deployment(client, namespace)["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def restore_jobs(client, namespace: str) -> list[dict]:
+    return [j for j in jobs(client, namespace) if j["metadata"]["name"].startswith("langflow-restore-")]
 
 
 def deployed_flow(client, namespace: str) -> dict:
@@ -116,6 +120,34 @@ def test_rollback_restores_image_flows_and_stack_file(toolchain_bin, local_clust
     assert "A" * 43 not in restored and "secure: v1:" in restored
     assert project.run("config", "get", "--path", "auth.secret_key").stdout.strip() == "A" * 43 + "="
     assert project.run("config", "get", "--path", "auth.enabled").stdout.strip() == "false"
+    project.commit("back on release 5")
+
+    # Across a schema change: Langflow 1.13.0 migrates the database, so going back restores its snapshot.
+    project.set_path("image.tag", "1.13.0")
+    project.commit("v7: Langflow 1.13.0")
+    ok(project.releases("up", "--message", "v7"))
+    assert "e5a7c9b1d3f" in releases_listed(project)[-1]  # the schema each release runs
+    v7_stack = project.stack_file().read_text()
+    refused(project.releases("rollback"), "Langflow 1.6.5 (release 7) cannot run on it",
+            "everything written since", "CONFIRM=restore", "Nothing was changed")
+    assert project.stack_file().read_text() == v7_stack and image_of(client, namespace).endswith(":1.13.0")
+    assert deployment(client, namespace)["spec"]["replicas"] == 1 and not restore_jobs(client, namespace)
+    output = ok(project.releases("rollback", "--confirm-restore"))
+    assert "Langflow stopped: 1 pod(s) scaled to 0" in output and "Database restored" in output
+    (job,) = restore_jobs(client, namespace)
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["BACKUP_LABEL"] == "before-1.13.0" and env["CONFIRM"] == "restore" and env["BACKUP_KIND"] == "snapshot"
+    assert completed(job)
+    deploy = deployment(client, namespace)
+    assert rolled_out(deploy) and deploy["spec"]["replicas"] == 1 and image_of(client, namespace).endswith(":1.6.5")
+    project.commit("back on 1.6.5")
+
+    # A restore of a scheduled backup: confirmed, with Langflow stopped for it and started again.
+    refused(project.releases("restore", "--from", "latest"), "overwrites the database", "CONFIRM=restore")
+    assert len(restore_jobs(client, namespace)) == 1
+    output = ok(project.releases("restore", "--from", "scheduled-20261201T030000Z-scheduled", "--confirm-restore"))
+    assert "Langflow stopped" in output and "Langflow started again with 1 pod(s)" in output
+    assert len(restore_jobs(client, namespace)) == 2 and deployment(client, namespace)["spec"]["replicas"] == 1
 
 
 def test_atomic_release_that_fails_its_rollout_ends_on_the_live_release(toolchain_bin, local_cluster, tmp_path):

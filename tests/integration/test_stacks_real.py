@@ -39,6 +39,17 @@ def completed(job: dict) -> bool:
     return any(c["type"] == "Complete" and c["status"] == "True" for c in job.get("status", {}).get("conditions") or [])
 
 
+def snapshot_jobs(client, namespace: str) -> list[dict]:
+    return [j for j in jobs(client, namespace) if j["metadata"]["name"].startswith("langflow-snapshot-")]
+
+
+def snapshot_label(job: dict) -> str:
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    if job["spec"]["template"]["spec"].get("initContainers"):
+        env = job["spec"]["template"]["spec"]["initContainers"][0]["env"]
+    return next(e["value"] for e in env if e["name"] == "BACKUP_LABEL")
+
+
 def env_of(deploy: dict) -> dict:
     (container,) = deploy["spec"]["template"]["spec"]["containers"]
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
@@ -98,7 +109,7 @@ def test_stack_lifecycle(stack, namespace, strategy, toolchain_bin, local_cluste
         server = client.get(f"/apis/apps/v1/namespaces/{namespace}/statefulsets/langflow-postgres")
         assert server["status"].get("readyReplicas") == 1
         done = {j["metadata"]["name"].rsplit("-", 1)[0]: completed(j) for j in jobs(client, namespace)}
-        assert done == {"langflow-postgres-bootstrap": True, "langflow-init": True}, done
+        assert done == {"langflow-postgres-bootstrap": True, "langflow-snapshot": True, "langflow-init": True}, done
         assert env["LANGFLOW_DATABASE_URL"] == {"secretKeyRef": {"name": "langflow-database-url", "key": "url"}}
         url = base64.b64decode(client.get(f"/api/v1/namespaces/{namespace}/secrets/langflow-database-url")["data"]["url"]).decode()
         assert url.startswith("postgresql://langflow:") and "@langflow-postgres.langflow.svc:5432/langflow?sslmode=disable" in url
@@ -113,6 +124,14 @@ def test_stack_lifecycle(stack, namespace, strategy, toolchain_bin, local_cluste
     raw = json.loads(project.run("stack", "output", "--json").stdout)
     assert raw["secret_key"] == "[secret]"
 
+    # Backups: a snapshot before this release, the schedule, the restore template, on a volume of their own.
+    (snapshot,) = snapshot_jobs(client, namespace)
+    assert completed(snapshot) and snapshot_label(snapshot) == "before-1.6.4"
+    cron_jobs = {c["metadata"]["name"]: c["spec"] for c in client.items(f"/apis/batch/v1/namespaces/{namespace}/cronjobs")}
+    assert cron_jobs["langflow-backup"]["schedule"] == "0 3 * * *" and cron_jobs["langflow-restore"]["suspend"] is True
+    assert client.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/langflow-backups")["status"]["phase"] == "Bound"
+    assert outputs["backups"]["restore_template"] == "langflow-restore"
+
     # A second up changes nothing, and the generated credentials stay.
     project.up("--expect-no-changes")
     assert project.outputs()["secret_key"] == outputs["secret_key"]
@@ -126,6 +145,11 @@ def test_stack_lifecycle(stack, namespace, strategy, toolchain_bin, local_cluste
     # `up` returned only once the new pod was available and the old one gone.
     assert rolled_out(deploy)
     assert len(replica_sets(client, namespace)) == sets_before + 1
+    # A new version: a new snapshot first, complete before the new pods were even created.
+    (snapshot,) = snapshot_jobs(client, namespace)
+    assert completed(snapshot) and snapshot_label(snapshot) == "before-1.6.5"
+    newest = max(replica_sets(client, namespace), key=lambda r: int(r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]))
+    assert snapshot["status"]["completionTime"] <= newest["metadata"]["creationTimestamp"]
 
     # So does a flow change.
     config_map_before = flows_config_map(deploy)
@@ -147,6 +171,7 @@ def test_stack_lifecycle(stack, namespace, strategy, toolchain_bin, local_cluste
     assert client.get_or_none(f"/api/v1/namespaces/{namespace}/services/langflow") is None
     assert client.get_or_none(f"/api/v1/namespaces/{namespace}/configmaps/langflow-client") is None
     assert client.get_or_none(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/langflow-data") is not None
+    assert client.get_or_none(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/langflow-backups") is not None
     assert client.get(f"/api/v1/namespaces/{namespace}")["status"]["phase"] == "Active"
     if stack == "prod":
         # The database, and what opens it, are kept too.

@@ -1,0 +1,111 @@
+"""Restoring a stack's database, on the cluster: stop Langflow, run a restore Job, start it again.
+
+The program deploys the restore as a suspended CronJob (components/backups/spec.py): this module
+starts a Job from it, as `kubectl create job --from=cronjob/...` does, with the backup to restore
+and the operator's confirmation in its env. A restore never runs while a Langflow pod is up: the
+Deployment is scaled to zero first, and the pods must be gone. What the stack exports as `backups`
+names the objects.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+from releases.history import ReleaseError
+
+CONFIRMATION = "restore"  # the value of CONFIRM the restore Job requires (components/backups/langflow_backup.py)
+# A restore Job started here is not the program's: the cluster removes it a day after it ended.
+FINISHED_JOB_TTL_SECONDS = 86400
+
+
+class RestoreFailed(Exception):
+    pass
+
+
+class StackDatabase:
+    """The database of one deployed stack, through the objects in its `backups` output."""
+
+    def __init__(self, backups: dict[str, Any], kubeconfig: Optional[str], context: Optional[str],
+                 out: Callable[[str], None] = print, timeout: float = 900):
+        from kubernetes import client
+
+        from settings.cluster import api_client
+
+        self.backups, self.out, self.timeout = backups, out, timeout
+        self.replicas: Optional[int] = None  # what Langflow had before it was stopped
+        self.namespace, self.deployment = backups["namespace"], backups["deployment"]
+        api = api_client(kubeconfig, context)
+        self.apps, self.batch, self.core, self.api = client.AppsV1Api(api), client.BatchV1Api(api), \
+            client.CoreV1Api(api), api
+
+    def stop_langflow(self) -> int:
+        """Scale Langflow to zero and wait until no pod of it is left; the replicas it had."""
+        scale = self.apps.read_namespaced_deployment_scale(self.deployment, self.namespace)
+        self.replicas = replicas = scale.spec.replicas or 0
+        self.apps.patch_namespaced_deployment_scale(self.deployment, self.namespace, {"spec": {"replicas": 0}})
+        selector = self.apps.read_namespaced_deployment(self.deployment, self.namespace).spec.selector.match_labels
+        labels = ",".join(f"{k}={v}" for k, v in selector.items())
+        self._wait(lambda: not [p for p in self.core.list_namespaced_pod(self.namespace, label_selector=labels).items
+                                if p.status.phase not in ("Succeeded", "Failed")],
+                   f"the Langflow pods ({labels}) to be gone")
+        self.out(f"Langflow stopped: {replicas} pod(s) scaled to 0, none left.")
+        return replicas
+
+    def start_langflow(self) -> None:
+        """Back to the replicas it had before `stop_langflow`."""
+        if self.replicas is not None:
+            self.apps.patch_namespaced_deployment_scale(self.deployment, self.namespace,
+                                                        {"spec": {"replicas": self.replicas}})
+
+    def restore(self, env: dict[str, str]) -> str:
+        """Run a Job of the restore template with `env` set in every step; the Job's name."""
+        template = self.backups["restore_template"]
+        cron = self.batch.read_namespaced_cron_job(template, self.namespace)
+        spec = self.api.sanitize_for_serialization(cron.spec.job_template.spec)
+        pod = spec["template"]["spec"]
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            container["env"] = [e for e in container.get("env", []) if e["name"] not in env] + \
+                [{"name": k, "value": v} for k, v in env.items()]
+        spec["ttlSecondsAfterFinished"] = FINISHED_JOB_TTL_SECONDS
+        name = f"{template}-{datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S')}"
+        labels = dict(cron.spec.job_template.metadata.labels or {}) if cron.spec.job_template.metadata else {}
+        self.batch.create_namespaced_job(self.namespace, {
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": self.namespace, "labels": labels,
+                         "annotations": {"cronjob.kubernetes.io/instantiate": "manual"}},
+            "spec": spec,
+        })
+        self.out(f"Restore Job {name} started.")
+
+        def finished() -> Optional[str]:
+            status = self.batch.read_namespaced_job_status(name, self.namespace).status
+            for condition in status.conditions or []:
+                if condition.status == "True" and condition.type in ("Complete", "Failed"):
+                    return condition.type
+            return None
+
+        outcome = self._wait(finished, f"restore Job {name}")
+        if outcome != "Complete":
+            raise RestoreFailed(f"restore Job {name} failed (it refuses an unconfirmed restore, a missing backup "
+                                f"and a backup newer than the image: `kubectl logs -n {self.namespace} job/{name} "
+                                "--all-containers` says which)")
+        return name
+
+    def _wait(self, ready: Callable[[], Any], what: str) -> Any:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            result = ready()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise RestoreFailed(f"gave up waiting for {what} after {self.timeout:.0f} s")
+            time.sleep(1)
+
+
+def require_backups(backups: Optional[dict[str, Any]], why: str) -> dict[str, Any]:
+    if not backups or not backups.get("engine") or not backups.get("restore_template"):
+        raise ReleaseError(f"{why}, but this stack takes no backups (backups.enabled is off, or its database is "
+                           "not one the program backs up), so there is nothing to restore. Nothing was changed.")
+    return backups

@@ -1,0 +1,77 @@
+"""Config of the backups component (`langflow:backups`).
+
+A snapshot of the database before every release that changes the Langflow version (a new
+version migrates the schema, and an older one cannot run on it), scheduled backups, and the
+volume both are kept on. Rules that need other keys (the database type, the data volume) live
+in settings/validation.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from pydantic import Field, field_validator
+
+from settings.base import Quantity, StrictModel, VolumeConfig
+
+# Five fields (minute hour day-of-month month day-of-week), or one of the macros Kubernetes accepts.
+CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
+
+
+def backups_claim_name(app: str) -> str:
+    """The backup volume (fixed: renaming it would orphan the backups)."""
+    return f"{app}-backups"
+
+
+class BackupVolume(VolumeConfig):
+    size: Quantity = Field("2Gi", description="Backup volume size: room for every snapshot and backup kept.")
+    protect: bool = Field(
+        True,
+        description="Refuse to delete or replace the backup volume (Pulumi `protect`); it is also retained if it "
+        "leaves the program.",
+    )
+
+
+class BackupsConfig(StrictModel):
+    enabled: Optional[bool] = Field(
+        None,
+        description="Snapshots before version changes and scheduled backups. Default: on for SQLite on the data "
+        "volume and for the program's own PostgreSQL; an external PostgreSQL needs `true` (the Jobs use "
+        "Langflow's own database URL); CloudNativePG keeps its own backups.",
+    )
+    snapshots_kept: int = Field(3, ge=1, le=50, description="Snapshots taken before releases that are kept.")
+    schedule: Optional[str] = Field(
+        "0 3 * * *",
+        description="Cron schedule (UTC) of scheduled backups, or null for none.",
+    )
+    scheduled_kept: int = Field(7, ge=1, le=365, description="Scheduled backups that are kept.")
+    volume: BackupVolume = Field(default_factory=BackupVolume, description="The backup volume (never the data volume).")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: Optional[str]) -> Optional[str]:
+        if value is None or value in CRON_MACROS:
+            return value
+        fields = value.split()
+        if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
+            raise ValueError(f"{value!r} is not a cron schedule: five fields (minute hour day month weekday), "
+                             "e.g. '0 3 * * *' for 03:00 UTC daily, or @daily; null turns scheduled backups off")
+        return value
+
+
+def backup_engine(backups: BackupsConfig, database) -> Optional[str]:
+    """What the Jobs back up: `sqlite`, `postgresql` (pg_dump with Langflow's own URL), or None (off).
+
+    `database` is the config's `database` section; on by default where the program owns the database.
+    """
+    if database.type == "sqlite":
+        default = True
+    elif database.type == "postgresql" and database.postgresql.mode == "in-cluster":
+        default = True
+    else:
+        default = False  # an external server: the operator opts in; CloudNativePG and `url`: not here
+    if not (default if backups.enabled is None else backups.enabled):
+        return None
+    return "sqlite" if database.type == "sqlite" else "postgresql"

@@ -105,6 +105,11 @@ class StackDatabase:
 
 
 def require_backups(backups: Optional[dict[str, Any]], why: str) -> dict[str, Any]:
+    if backups and backups.get("engine") == "cloudnative-pg":
+        raise ReleaseError(f"{why}. CloudNativePG restores into a new cluster, not in place: create one with "
+                           "`bootstrap.recovery` from the operator's Backup named for that release "
+                           f"(`kubectl -n {backups['namespace']} get backups.postgresql.cnpg.io`), point the stack's "
+                           "database at it, then roll back. Nothing was changed.")
     if not backups or not backups.get("engine") or not backups.get("restore_template"):
         raise ReleaseError(f"{why}, but this stack takes no backups (backups.enabled is off, or its database is "
                            "not one the program backs up), so there is nothing to restore. Nothing was changed.")

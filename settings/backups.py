@@ -62,16 +62,20 @@ class BackupsConfig(StrictModel):
 
 
 def backup_engine(backups: BackupsConfig, database) -> Optional[str]:
-    """What the Jobs back up: `sqlite`, `postgresql` (pg_dump with Langflow's own URL), or None (off).
+    """What takes the backups: `sqlite` and `postgresql` (the program's Jobs: SQLite's backup API, pg_dump with
+    Langflow's own URL), `cloudnative-pg` (the operator's own Backup objects), or None (off).
 
     `database` is the config's `database` section; on by default where the program owns the database.
     """
-    if database.type == "sqlite":
-        default = True
-    elif database.type == "postgresql" and database.postgresql.mode == "in-cluster":
+    postgres = database.postgresql if database.type == "postgresql" else None
+    if postgres is not None and postgres.mode == "cloudnative-pg":
+        # The operator backs up only to a snapshot class or object store it was given.
+        on = postgres.cloudnative_pg.volume_snapshot_class is not None and backups.enabled is not False
+        return "cloudnative-pg" if on else None
+    if database.type == "sqlite" or (postgres is not None and postgres.mode == "in-cluster"):
         default = True
     else:
-        default = False  # an external server: the operator opts in; CloudNativePG and `url`: not here
+        default = False  # an external server: the operator opts in; `url`: not here
     if not (default if backups.enabled is None else backups.enabled):
         return None
     return "sqlite" if database.type == "sqlite" else "postgresql"

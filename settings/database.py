@@ -193,6 +193,17 @@ class CloudNativePGConfig(StrictModel):
         description="Pinned operand image (`imageName`), a tag or digest of the operator's PostgreSQL images.",
     )
     storage: PostgresStorage = Field(default_factory=PostgresStorage, description="Each instance's volume.")
+    volume_snapshot_class: Optional[str] = Field(
+        None,
+        description="VolumeSnapshotClass for the operator's backups (`backup.volumeSnapshot.className`). Set, the "
+        "snapshot before each Langflow version change and the scheduled backups are the operator's own `Backup` and "
+        "`ScheduledBackup` objects.",
+    )
+
+    @field_validator("volume_snapshot_class")
+    @classmethod
+    def _snapshot_class(cls, value: Optional[str]) -> Optional[str]:
+        return valid(value, kube.dns_subdomain_problem(value, "VolumeSnapshotClass name") if value is not None else None)
 
     @field_validator("image")
     @classmethod

@@ -358,10 +358,12 @@ def backups_rule(config: LangflowStackConfig) -> Iterator[Problem]:
         if database.type == "url":
             yield ("backups.enabled", "the Jobs need to know the database: with your own URL Secret they cannot; use "
                    "database.type: postgresql with mode external (same server, the chart's keys), or back it up yourself")
-        elif database.type == "postgresql" and database.postgresql.mode == "cloudnative-pg":
-            yield ("backups.enabled", "CloudNativePG backs up with the operator's own Backup and ScheduledBackup "
-                   "objects (object store or volume snapshots); configure them there and remove backups.enabled")
-    if backup_engine(backups, database) is not None:
+        elif database.type == "postgresql" and database.postgresql.mode == "cloudnative-pg" \
+                and database.postgresql.cloudnative_pg.volume_snapshot_class is None:
+            yield ("backups.enabled", "CloudNativePG backs up with the operator's own Backup objects, as volume "
+                   "snapshots: set database.postgresql.cloudnative_pg.volume_snapshot_class to a VolumeSnapshotClass "
+                   "of the cluster")
+    if backup_engine(backups, database) in ("sqlite", "postgresql"):
         problem = _size_problem(backups.volume.size, MIN_DATABASE_STORAGE, "1Gi", "10Gi")
         if problem:
             yield ("backups.volume.size", problem.replace("is too small", "is too small for database backups"))
@@ -438,6 +440,7 @@ def warnings(config: LangflowStackConfig) -> list[str]:
     if backup_engine(config.backups, config.database) is None and config.database.type != "url":
         cloudnative = config.database.type == "postgresql" and config.database.postgresql.mode == "cloudnative-pg"
         out.append("no snapshot is taken before a Langflow version change, so `make rollback` across one is refused, "
-                   "and there are no scheduled backups: " + ("configure CloudNativePG's own backups" if cloudnative
-                                                             else "set backups.enabled: true"))
+                   "and there are no scheduled backups: " + (
+                       "set database.postgresql.cloudnative_pg.volume_snapshot_class" if cloudnative
+                       else "set backups.enabled: true"))
     return out

@@ -214,7 +214,8 @@ def test_backups_of_what_the_jobs_cannot_reach_are_refused():
     assert_refused({"database": {"type": "url", "url_secret": {"name": "db"}}, "backups": {"enabled": True}},
                    "backups.enabled", "database.type: postgresql with mode external")
     assert_refused({"database": {"type": "postgresql", "postgresql": {"mode": "cloudnative-pg"}},
-                    "backups": {"enabled": True}}, "backups.enabled", "CloudNativePG")
+                    "backups": {"enabled": True}}, "backups.enabled",
+                   "set database.postgresql.cloudnative_pg.volume_snapshot_class")
     assert_refused({"backups": {"volume": {"size": "10Mi"}}}, "backups.volume.size")
 
 
@@ -250,3 +251,41 @@ def test_backup_pods_are_never_taken_for_langflow_pods():
         spec = job.inputs["spec"].get("jobTemplate", job.inputs)["spec"]
         labels = spec["template"]["metadata"]["labels"]
         assert not selector.items() <= labels.items(), job.name
+
+
+CNPG = {"database": {"type": "postgresql", "postgresql": {"mode": "cloudnative-pg", "cloudnative_pg": {
+    "volume_snapshot_class": "csi-snapshots"}}}}
+
+
+def test_cloudnative_pg_backs_up_with_the_operator_s_own_objects():
+    parsed = parse_config(CNPG)
+    assert backup_engine(parsed.backups, parsed.database) == "cloudnative-pg"
+    run = run_program({**stack_values("prod"), **CNPG}, "prod")
+    assert run.error is None, run.error
+    cluster = run.one("kubernetes:postgresql.cnpg.io/v1:Cluster").inputs
+    assert cluster["spec"]["backup"] == {"volumeSnapshot": {"className": "csi-snapshots"}}
+    backup = run.one("kubernetes:postgresql.cnpg.io/v1:Backup")
+    assert backup.inputs["metadata"]["name"] == "langflow-before-1.6.4"
+    assert backup.inputs["spec"] == {"cluster": {"name": "langflow-postgres"}, "method": "volumeSnapshot"}
+    assert backup.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == "jsonpath={.status.phase}=completed"
+    assert run.options[("kubernetes:postgresql.cnpg.io/v1:Backup", "langflow-snapshot")].retain_on_delete is True
+    scheduled = run.one("kubernetes:postgresql.cnpg.io/v1:ScheduledBackup").inputs
+    assert scheduled["spec"]["schedule"] == "0 0 3 * * *"  # the operator's cron counts seconds first
+    deployment_deps = run.options[(DEPLOYMENT, "langflow")].depends_on
+    assert any(getattr(d, "_name", None) == "langflow-snapshot" for d in deployment_deps)
+    assert not run.of_type(JOB) or all("snapshot" not in j.name for j in run.of_type(JOB))
+    assert not run.of_type(CRON_JOB) and run.outputs["backups"].value["engine"] == "cloudnative-pg"
+    # Without a snapshot class there are none, and the preview says what that means.
+    without = parse_config({"database": {"type": "postgresql", "postgresql": {"mode": "cloudnative-pg"}}})
+    assert backup_engine(without.backups, without.database) is None
+    assert any("volume_snapshot_class" in w for w in warnings(without))
+
+
+def test_a_cloudnative_pg_rollback_across_a_schema_change_says_how_to_recover():
+    from releases.database import require_backups
+    from releases.history import ReleaseError
+
+    with pytest.raises(ReleaseError, match="bootstrap.recovery"):
+        require_backups({"engine": "cloudnative-pg", "namespace": "langflow"}, "the database must be restored")
+    with pytest.raises(ReleaseError, match="takes no backups"):
+        require_backups({"engine": None}, "the database must be restored")

@@ -17,8 +17,8 @@ from settings.backups import BackupsConfig
 
 class Backups(pulumi.ComponentResource):
     ready: list[pulumi.Resource]
-    claim_name: str
-    restore_template: str
+    claim_name: Optional[str]  # the backup volume; None with CloudNativePG (the operator keeps its own)
+    restore_template: Optional[str]
     postgres_image: Optional[str]  # pg_dump's image, for PostgreSQL
 
     def __init__(
@@ -32,6 +32,11 @@ class Backups(pulumi.ComponentResource):
     ):
         super().__init__("langflow:platform:Backups", resource_name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
+        self.claim_name, self.restore_template, self.postgres_image = None, None, subject.postgres_image
+        if subject.engine == "cloudnative-pg":
+            self._cloudnative_pg(config, subject, child)
+            self.register_outputs({"snapshot": f"{subject.app}-{spec.snapshot_label(subject.langflow_version)}"})
+            return
         tool = k8s.core.v1.ConfigMap(f"{resource_name}-tool", **spec.tool_config_map_manifest(subject), opts=child)
         claim = k8s.core.v1.PersistentVolumeClaim(
             f"{resource_name}-volume",
@@ -51,8 +56,20 @@ class Backups(pulumi.ComponentResource):
         k8s.batch.v1.CronJob(f"{resource_name}-restore",
                              **spec.restore_cron_job_manifest(subject, tool.metadata.name), opts=jobs)
         self.ready = [snapshot]
-        self.postgres_image = subject.postgres_image
         self.claim_name = spec.backups_claim_name(subject.app)
         self.restore_template = spec.restore_template_name(subject.app)
         self.register_outputs({"claim_name": self.claim_name, "restore_template": self.restore_template,
                                "snapshot_job": snapshot.metadata.name})
+
+    def _cloudnative_pg(self, config: BackupsConfig, subject: spec.BackupSubject, child: pulumi.ResourceOptions) -> None:
+        """The operator backs up: a Backup before each version change, a ScheduledBackup."""
+        def custom(name: str, manifest: dict, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+            return k8s.apiextensions.CustomResource(name, api_version=manifest["apiVersion"], kind=manifest["kind"],
+                                                    metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)
+
+        # Kept when replaced or removed: its volume snapshots are the way back to the release before.
+        snapshot = custom(f"{subject.app}-snapshot", spec.cnpg_backup_manifest(subject),
+                          pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)))
+        if config.schedule is not None:
+            custom(f"{subject.app}-scheduled-backup", spec.cnpg_scheduled_backup_manifest(config, subject), child)
+        self.ready = [snapshot]

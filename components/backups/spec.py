@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from components import langflow_spec
+from components.database import spec as database_spec
 from components.common import object_metadata
 from components.langflow_spec import DatabaseLink
 from settings.backups import BackupsConfig, backups_claim_name
@@ -99,6 +100,7 @@ class BackupSubject:
     tolerations: tuple[dict[str, Any], ...] = ()
     # Langflow's selector labels: a SQLite Job prefers the node of the pod that holds the volume.
     langflow_selector: dict[str, str] = field(default_factory=dict)
+    cnpg_cluster: Optional[str] = None  # CloudNativePG: the Cluster the operator backs up
 
 
 def backup_subject(config: LangflowStackConfig, engine: str, database: Optional[DatabaseLink] = None) -> BackupSubject:
@@ -116,6 +118,7 @@ def backup_subject(config: LangflowStackConfig, engine: str, database: Optional[
         database_ca_path=langflow_spec.DATABASE_CA_PATH,
         node_selector=config.node_selector, tolerations=tuple(config.tolerations),
         langflow_selector=langflow_spec.selector_labels(config),
+        cnpg_cluster=database_spec.server_name(config.name) if engine == "cloudnative-pg" else None,
     )
 
 
@@ -258,3 +261,32 @@ def restore_cron_job_manifest(subject: BackupSubject, tool_config_map: Any) -> d
         "spec": {"schedule": RESTORE_SCHEDULE, "suspend": True, "concurrencyPolicy": "Forbid",
                  "jobTemplate": {"spec": _job_spec(pod)}},
     }
+
+
+# --- CloudNativePG: the operator's own objects ------------------------------------------------------
+
+CNPG_API = "postgresql.cnpg.io/v1"
+
+
+def cnpg_backup_manifest(subject: BackupSubject) -> dict[str, Any]:
+    """The operator's Backup before a release: named for the version, so a new version makes a new one.
+
+    Awaited until the operator reports it completed; retained (its snapshots are the rollback's way back).
+    """
+    meta = _metadata(subject, f"{subject.app}-{snapshot_label(subject.langflow_version)}")
+    meta["annotations"] = {**meta.get("annotations", {}), "pulumi.com/waitFor": "jsonpath={.status.phase}=completed",
+                           "pulumi.com/timeoutSeconds": str(DEADLINE_SECONDS)}
+    return {"apiVersion": CNPG_API, "kind": "Backup", "metadata": meta,
+            "spec": {"cluster": {"name": subject.cnpg_cluster}, "method": "volumeSnapshot"}}
+
+
+def cnpg_schedule(schedule: str) -> str:
+    """The operator's cron has a seconds field first; the macros it reads as they are."""
+    return schedule if schedule.startswith("@") else f"0 {schedule}"
+
+
+def cnpg_scheduled_backup_manifest(config: BackupsConfig, subject: BackupSubject) -> dict[str, Any]:
+    return {"apiVersion": CNPG_API, "kind": "ScheduledBackup",
+            "metadata": _metadata(subject, f"{subject.app}-backup"),
+            "spec": {"schedule": cnpg_schedule(config.schedule), "cluster": {"name": subject.cnpg_cluster},
+                     "method": "volumeSnapshot", "backupOwnerReference": "self"}}

@@ -300,5 +300,8 @@ def cnpg_cluster_manifest(app: str, namespace: str, config: PostgresConfig, base
             "imageName": cnpg.image,
             "storage": storage,
             "bootstrap": {"initdb": {"database": config.database, "owner": config.user}},
+            # The operator's backups (components/backups) are volume snapshots of this class.
+            **({"backup": {"volumeSnapshot": {"className": cnpg.volume_snapshot_class}}}
+               if cnpg.volume_snapshot_class else {}),
         },
     }

@@ -289,3 +289,9 @@ def test_a_cloudnative_pg_rollback_across_a_schema_change_says_how_to_recover():
         require_backups({"engine": "cloudnative-pg", "namespace": "langflow"}, "the database must be restored")
     with pytest.raises(ReleaseError, match="takes no backups"):
         require_backups({"engine": None}, "the database must be restored")
+
+
+def test_a_bad_snapshot_class_name_is_refused_naming_the_key():
+    assert_refused({"database": {"type": "postgresql", "postgresql": {"mode": "cloudnative-pg", "cloudnative_pg": {
+        "volume_snapshot_class": "Bad_Class"}}}}, "database.postgresql.cloudnative_pg.volume_snapshot_class",
+        "VolumeSnapshotClass name")

@@ -243,12 +243,27 @@ class LangflowProcess:
             return None
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=30)
+        """SIGKILL, and return only once every process of the sandbox is gone.
+
+        Killed first is the namespace's PID 1: the kernel ends it only after every other process in
+        the namespace has ended, and `unshare` only after it, so the wait below covers them all.
+        Killing `unshare` first would return while a large Langflow worker is still being torn down.
+        """
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pid1 = self._descendants()[:1]
+        try:
+            if pid1:
+                os.kill(pid1[0], signal.SIGKILL)
+                self.proc.wait(timeout=30)
+                return
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        try:  # no PID 1 yet, or it did not end: the whole process group
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
 
     def log_text(self) -> str:
         try:

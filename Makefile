@@ -5,8 +5,8 @@ VENV := .venv
 STATE_DIR ?= $(HOME)/.local/state/langflow-pulumi
 export LANGFLOW_STATE_DIR := $(STATE_DIR)
 
-.PHONY: help venv toolchain test unit up preview destroy releases rollback restore docs lock cluster-up cluster-down benchmark \
-	verify langflow-lock
+.PHONY: help venv toolchain test unit up preview destroy recover releases rollback restore docs lock cluster-up \
+	cluster-down benchmark verify langflow-lock
 
 help:
 	@echo "make up|preview|destroy [STACK=dev]   deploy / preview / remove a stack (default dev)"
@@ -15,6 +15,8 @@ help:
 	@echo "make rollback [TO=n] [FLOWS=keep]    back to the previous release (or release n), files included;"
 	@echo "                                     across a schema change only with CONFIRM=restore (restores the database)"
 	@echo "make restore FROM=<backup|latest> CONFIRM=restore   the database as a backup holds it"
+	@echo "make recover [STACK=dev]             settle what an interrupted update left (up, rollback and"
+	@echo "                                     destroy do this first by themselves); README, runbook"
 	@echo "make test                            every test: unit, mock and integration (builds the toolchain)"
 	@echo "make unit                            unit and mock tests only (no toolchain needed)"
 	@echo "make verify [STACK=dev] [LANGFLOW=v]  run the stack's Langflow container for real and check it"
@@ -48,8 +50,9 @@ langflow-lock: venv
 test: venv
 	@bash scripts/test.sh
 
-# Releases run on Pulumi's Automation API (releases/), in the stack's environment.
-RELEASES = bash scripts/stack-env.sh $(STACK) $(VENV)/bin/python -m releases
+# Releases run on Pulumi's Automation API (releases/), in the stack's environment. API_OUTAGE: seconds
+# without an answer from the Kubernetes API server after which an update is stopped (default 60).
+RELEASES = bash scripts/stack-env.sh $(STACK) $(VENV)/bin/python -m releases $(if $(API_OUTAGE),--api-outage-seconds $(API_OUTAGE))
 
 # CONFIRM=restore: allow overwriting the database with a backup (a rollback across a schema change, a restore).
 CONFIRMED = $(if $(filter restore,$(CONFIRM)),--confirm-restore)
@@ -71,7 +74,10 @@ preview: venv
 
 destroy: venv
 	# Protected resources (the data volume and its namespace) stay; see README, day-2 operations.
-	bash scripts/pulumi.sh $(STACK) destroy --yes --exclude-protected
+	$(RELEASES) destroy --stack $(STACK)
+
+recover: venv
+	$(RELEASES) recover --stack $(STACK)
 
 cluster-up: venv
 	@bin=$$(bash toolchain/build.sh | tail -n 1) && \

@@ -43,8 +43,11 @@ class LangflowApp(pulumi.ComponentResource):
         config = settings.config
         child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 
-        self.secret_key = self._secret_key(resource_name, config, child)
-        self.superuser_password = self._superuser_password(resource_name, config, child)
+        # Generated credentials open the data (the secret key decrypts stored variables): they outlive a
+        # destroy, an interrupted update and a mistake as the data volume does.
+        keep = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=config.storage.protect))
+        self.secret_key = self._secret_key(resource_name, config, keep)
+        self.superuser_password = self._superuser_password(resource_name, config, keep)
         credentials = {"LANGFLOW_SECRET_KEY": self.secret_key}
         if self.superuser_password is not None:
             credentials["LANGFLOW_SUPERUSER_PASSWORD"] = self.superuser_password

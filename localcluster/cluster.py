@@ -243,6 +243,16 @@ class LocalCluster:
                 h.close()
                 self.log.removeHandler(h)
 
+    def stop_apiserver(self, timeout: float = 15.0) -> None:
+        """Stop the API server alone, as in an outage: etcd and every object stay."""
+        self._terminate([self.components["kube-apiserver"]], timeout)
+
+    def start_apiserver(self) -> None:
+        """Start the API server again after stop_apiserver(): same port, certificates and data."""
+        if self._client is not None:
+            self._client.close()
+        self._start_apiserver()
+
     # -- processes -------------------------------------------------------------
     def _terminate(self, comps: list[Component], timeout: float) -> None:
         # Never signal a process group twice after its leader was reaped: the

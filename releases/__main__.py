@@ -1,7 +1,11 @@
-"""make releases | up [ATOMIC=1] | rollback [TO=<release>] [FLOWS=keep] | restore FROM=<backup>, for one stack.
+"""make releases | up [ATOMIC=1] | rollback [TO=<release>] [FLOWS=keep] | restore FROM=<backup> | destroy | recover, for one stack.
 
 CONFIRM=restore (--confirm-restore) allows a rollback across a schema change, and a restore, to
 overwrite the database with a backup.
+
+Every command that changes the stack first settles what an interrupted update left (recover:
+processes it left running, its stale lock, pending operations; releases/recovery.py) and stops
+an update whose Kubernetes API server has not answered for --api-outage-seconds.
 
 Run in the stack's environment (scripts/stack-env.sh). Exit status: 0 done; 1 an update ran
 and failed (the message says which release is live now); 2 refused before anything changed.
@@ -21,7 +25,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m releases", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["list", "up", "rollback", "restore"])
+    parser.add_argument("command", choices=["list", "up", "rollback", "restore", "destroy", "recover"])
     parser.add_argument("--stack", required=True)
     parser.add_argument("--message", default="make up", help="up: what this release is")
     parser.add_argument("--atomic", action="store_true", help="up: return to the live release if this one fails")
@@ -30,15 +34,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="source", help="restore: the backup's name, or latest")
     parser.add_argument("--confirm-restore", action="store_true",
                         help="rollback, up --atomic, restore: overwrite the database with a backup where needed")
+    parser.add_argument("--api-outage-seconds", type=float, default=60,
+                        help="stop an update when the Kubernetes API server has not answered for this long")
     args = parser.parse_args(argv)
     try:
-        releases = StackReleases(args.stack, PROJECT)
+        releases = StackReleases(args.stack, PROJECT, api_outage_seconds=args.api_outage_seconds)
         if args.command == "list":
             print(releases.releases_table())
         elif args.command == "up":
             releases.release(args.message, atomic=args.atomic, confirm_restore=args.confirm_restore)
         elif args.command == "rollback":
             releases.rollback(args.to, keep_flows=args.keep_flows, confirm_restore=args.confirm_restore)
+        elif args.command == "destroy":
+            releases.destroy()
+        elif args.command == "recover":
+            releases.recover(preview=True)
+            releases.recover()
+            print(f"Stack {args.stack}: nothing left to recover." if not releases.recovered else
+                  f"Stack {args.stack} recovered; `make preview` shows what the next `make up` changes.")
         elif not args.source:
             raise ReleaseError("restore needs the backup: FROM=<name> (or FROM=latest); nothing was changed")
         else:

@@ -23,6 +23,8 @@ FLOWS_TRAILER = "Release-Flows"
 SNAPSHOT_TRAILER = "Release-Snapshot"
 SCHEMA_TRAILER = "Release-Schema"
 TRAILERS = (IMAGE_TRAILER, FLOWS_TRAILER, SNAPSHOT_TRAILER, SCHEMA_TRAILER)
+# How the updates that recovery runs itself begin (releases/recovery.py): they are no releases.
+RECOVERY_SUMMARY = "recovery:"
 _TRAILER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.+)$")
 
 
@@ -80,7 +82,7 @@ class Update:
 
     @property
     def is_release(self) -> bool:
-        return self.kind == "update"
+        return self.kind == "update" and not self.summary.startswith(RECOVERY_SUMMARY)
 
     @property
     def succeeded(self) -> bool:

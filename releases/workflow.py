@@ -9,6 +9,7 @@ for that release. The program's own code stays as it is now.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -16,13 +17,20 @@ from typing import Any, Callable, Iterator, Optional
 from pulumi import automation as auto
 from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 
+from releases import processes
 from releases.database import CONFIRMATION, RestoreFailed, StackDatabase, require_backups
 from releases.history import (
-    ReleaseError, ReleaseRecord, SchemaRollback, Update, compose_message, live_release, normal_config,
-    rollback_target, schema_rollback, table, updates,
+    RECOVERY_SUMMARY, ReleaseError, ReleaseRecord, SchemaRollback, Update, compose_message, live_release,
+    normal_config, rollback_target, schema_rollback, table, updates,
+)
+from releases.recovery import (
+    PendingOperation, holder_is_gone, lock_holders, lock_refusal, pending_operations, plan_recovery,
+    recovery_summary, refresh_targets, state_ids,
 )
 from releases.snapshot import Repository, read_tree, write_tree
+from releases.watch import ApiServerWatch, kubernetes_probe
 from settings import ConfigError, StackSettings, load_settings, project_values
+from settings.cluster import ClusterUnavailable, api_client
 from settings.flows import FlowError, flows_digest, load_flow_folder
 from settings.loader import parse_config
 from settings.model import FlowsConfig
@@ -48,12 +56,18 @@ class _SavedFiles:
 class StackReleases:
     """One stack of the project in `project_dir`, run in the environment scripts/stack-env.sh sets."""
 
-    def __init__(self, stack_name: str, project_dir: Path, out: Callable[[str], None] = print):
+    def __init__(self, stack_name: str, project_dir: Path, out: Callable[[str], None] = print,
+                 api_outage_seconds: float = 60):
         self.project_dir = project_dir.resolve()
         self.name = stack_name.split("/")[-1]
         self.out = out
+        self.api_outage_seconds = api_outage_seconds
+        self.recovered: list[str] = []  # what recovery did before this run's update, for its message
+        # Pulumi and its plugins inherit the mark: a later run finds what this one leaves running.
+        os.environ[processes.RUN_MARKER] = f"{processes.run_id(os.getpid())} {self.project_dir}"
         self.stack = auto.select_stack(stack_name, work_dir=str(self.project_dir))
         self.stack_file = f"Pulumi.{self.name}.yaml"
+        self._kubernetes = None
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -96,10 +110,11 @@ class StackReleases:
         """`pulumi up` with the release recorded; with `atomic`, a failed one returns to the live release
         (across a schema change only with `confirm_restore`: the database is restored too)."""
         repository = Repository.find(self.project_dir)
-        before = live_release(self.history()) if atomic else None
         settings = self.settings()
+        self.recover()
+        before = live_release(self.history()) if atomic else None
         try:
-            self._up(compose_message(message, self.record(settings, repository)))
+            self._up(message, self.record(settings, repository))
             return
         except ReleaseFailed as failure:
             if not atomic:
@@ -141,6 +156,7 @@ class StackReleases:
         if dirty:
             raise ReleaseError("uncommitted changes in " + ", ".join(dirty) + ": a rollback rewrites these files; "
                                "commit or stash them first. Nothing was changed.")
+        self.recover()
         self._rollback(live, target, repository, "rollback", keep_flows=keep_flows, confirm_restore=confirm_restore)
         self.out(f"\nRolled back from release {live.number} to {target.number}. {self.stack_file} and the flows "
                  "now match what is deployed: commit them.")
@@ -159,7 +175,7 @@ class StackReleases:
             self._run(lambda: self.stack.preview(diff=True, on_output=self.out, color="never"))
             if database is not None:
                 self._restore_database(database, change)
-            self._up(compose_message(f"{what} from release {live.number} to {target.number}", record))
+            self._up(f"{what} from release {live.number} to {target.number}", record)
         except BaseException:
             saved.put_back()
             raise
@@ -199,6 +215,7 @@ class StackReleases:
             raise ReleaseError(f"{why}: everything written since that backup was taken is lost (the database as it "
                                f"is now is kept as a pre-restore backup). To go ahead: add CONFIRM={CONFIRMATION}. "
                                "Nothing was changed.")
+        self.recover()
         database = self._stack_database(backups)
         try:
             database.stop_langflow()
@@ -218,61 +235,130 @@ class StackReleases:
         found = self.stack.outputs().get(name)
         return found.value if found is not None else None
 
-    def _up(self, message: str) -> None:
-        self._run(lambda: self.stack.up(message=message, on_output=self.out, color="never"))
+    def _up(self, summary: str, record: ReleaseRecord) -> None:
+        # The message is composed when the update starts: a stale lock cleared on the way is named too.
+        self._run(lambda: self.stack.up(message=compose_message(_with_recovery(summary, self.recovered), record),
+                                        on_output=self.out, color="never"))
 
-    def _run(self, operation: Callable[[], Any]) -> Any:
+    def destroy(self) -> None:
+        """`make destroy`: every resource but the protected ones (the data volume, its namespace)."""
+        self.recover()
+        self._run(lambda: self.stack.destroy(exclude_protected=True, on_output=self.out, color="never",
+                                             message=_with_recovery("make destroy", self.recovered)))
+
+    def _run(self, operation: Callable[[], Any], *, lock_cleared: bool = False) -> Any:
+        probe = self._api_server_probe()
         try:
-            return operation()
-        except ConcurrentUpdateError:
-            raise ReleaseError(f"another update holds stack {self.name}: wait for it to end and run this again "
-                               "(if it died, `pulumi cancel` releases its lock). Nothing was changed.") from None
+            with ApiServerWatch(probe, self.api_outage_seconds) as watch:
+                try:
+                    return operation()
+                except CommandError as error:
+                    again = ("When it answers again, run the same command: it settles what this update left (its "
+                             "lock, pending operations) and goes on.")
+                    if watch.silent_for is not None:
+                        raise ReleaseFailed(
+                            f"the Kubernetes API server did not answer for {watch.silent_for:.0f} s, so the update "
+                            f"was stopped (the bound is {self.api_outage_seconds:.0f} s: --api-outage-seconds, "
+                            f"API_OUTAGE=). {again}") from None
+                    if not isinstance(error, ConcurrentUpdateError) and not probe():
+                        raise ReleaseFailed(f"{_why(error)}\nThe Kubernetes API server does not answer. {again}") \
+                            from None
+                    raise
+        except ConcurrentUpdateError as error:
+            holders = lock_holders(str(error))
+            gone = [h for h in holders if holder_is_gone(h)]
+            if lock_cleared or not holders or len(gone) < len(holders):
+                raise ReleaseError(lock_refusal(self.name, holders, gone)) from None
+            # Pulumi's own way to remove a lock; it removes them all, and all of them are stale.
+            self._recovered("cleared the stale lock of " + ", ".join(map(str, gone)) + ": that process no longer runs")
+            self.stack.cancel()
+            return self._run(operation, lock_cleared=True)
         except CommandError as error:
             raise ReleaseFailed(_why(error)) from None
 
-    # --- restoring a release's files --------------------------------------------------------------
-
-    def _restore(self, target: Update, flows: FlowsConfig, repository: Repository,
-                 keep_flows: bool) -> StackSettings:
-        """Make the stack file and the flows those of `target`; return its settings."""
-        commit = _source_commit(target, repository)
-        stack_file = repository.files_at(commit, self.stack_file).get(self.stack_file) if commit else None
-        if stack_file is not None:
-            (self.project_dir / self.stack_file).write_bytes(stack_file)
-        if stack_file is None or not self._config_is(target):
-            self._restore_config_from_history(target)
-            if not self._config_is(target):
-                raise ReleaseError(f"could not restore the config of release {target.number}; nothing was changed")
-        if flows.source == "folder" and not keep_flows:
-            wanted = target.record.flows if target.record else None
-            if commit is not None:
-                write_tree(self.project_dir, flows.folder, repository.files_at(commit, flows.folder))
-            have = _flows_revision(flows, lambda: flows_digest(load_flow_folder(self.project_dir, flows.folder)))
-            if (wanted is None and commit is None) or (wanted is not None and wanted != have):
-                raise ReleaseError(
-                    f"the flows of release {target.number} are not in this repository (no commit recorded, or it "
-                    "is missing here: fetch `refs/langflow/*` from the clone it was released from); restore the "
-                    "flows folder by hand, or roll back the config alone with FLOWS=keep. Nothing was changed.")
+    def _api_server_probe(self) -> Callable[[], bool]:
         try:
-            return load_settings(_values(self._config()), self.project_dir)
-        except ConfigError as error:
-            raise ReleaseError(f"release {target.number}'s config is not valid for the program as it is now; "
-                               f"nothing was changed:\n{error}") from None
+            return kubernetes_probe(self._kubernetes_client())
+        except ClusterUnavailable:
+            return lambda: True  # no kubeconfig to probe with: the update reports that itself
 
-    def _config_is(self, target: Update) -> bool:
-        return normal_config(self._config()) == normal_config(target.config)
+    def _kubernetes_client(self):
+        if self._kubernetes is None:
+            config = self._config()
+            self._kubernetes = api_client(config.get("kubernetes:kubeconfig", (None, False))[0],
+                                          config.get("kubernetes:context", (None, False))[0])
+        return self._kubernetes
 
-    def _restore_config_from_history(self, target: Update) -> None:
-        """No stack file to restore: write the history's values, keeping every secret encrypted."""
-        self.stack.remove_all_config(list(self._config()))
-        for key, (value, secret) in target.config.items():
-            parsed = _json_object(value)
-            if parsed is None:
-                self.stack.set_config(key, auto.ConfigValue(value, secret=secret))
-            else:
-                # History marks an object with one secret inside as secret as a whole: encrypt each string in it.
-                self.stack.set_all_config({path: auto.ConfigValue(_leaf_text(leaf), secret=secret and isinstance(leaf, str))
-                                           for path, leaf in _leaves(key, parsed)}, path=True)
+    # --- recovering from an interrupted update ----------------------------------------------------
+
+    def recover(self, *, preview: bool = False) -> None:
+        """Settle what an interrupted update left, without a prompt: processes it left running,
+        pending operations (and, on the way, its stale lock). Every action is printed."""
+        for action in self._end_orphans():
+            self._recovered(action)
+        deployment = self.stack.export_stack().deployment or {}
+        plan = plan_recovery(pending_operations(deployment), state_ids(deployment), self._live_metadata)
+        if not plan:
+            return
+        self.out(f"An interrupted update left {len(plan.operations)} pending operation(s) in stack {self.name}:")
+        for action in plan.actions():
+            self.out(f"  - {action}")
+        if preview:
+            return
+        if plan.adopt:
+            # A targeted update of just those resources: the provider's server-side apply takes the object over.
+            self._run(lambda: self.stack.up(target=[op.urn for op in plan.adopt], on_output=self.out,
+                                            color="never", message=f"{RECOVERY_SUMMARY} adopt what an interrupted "
+                                            "update created"))
+        for op in plan.remove:
+            self._kubernetes_resource(op).delete(name=op.kubernetes_object[3], namespace=op.kubernetes_object[2])
+        deployment = self.stack.export_stack().deployment or {}
+        stack_urn = next(r["urn"] for r in deployment["resources"] if r["type"] == "pulumi:pulumi:Stack")
+        self._run(lambda: self.stack.refresh(
+            target=refresh_targets(plan, state_ids(deployment), stack_urn), clear_pending_creates=True,
+            on_output=self.out, color="never", message=f"{RECOVERY_SUMMARY} settle pending operations"))
+        for action in plan.actions():
+            self._recovered(action)
+
+    def _recovered(self, action: str) -> None:
+        self.out(f"Recovery: {action}.")
+        self.recovered.append(action)
+
+    def _end_orphans(self) -> list[str]:
+        """Processes of this project's earlier runs that outlived them (plugins in their own process groups)."""
+        own = os.environ[processes.RUN_MARKER]
+        left: dict[str, list[int]] = {}
+        for pid, mark in processes.marked(processes.RUN_MARKER).items():
+            run, _, project = mark.partition(" ")
+            if mark != own and project == str(self.project_dir) and not processes.run_alive(run):
+                left.setdefault(run, []).append(pid)
+        return [f"ended {len(ended)} process(es) the interrupted run {run.split('@')[0]} left running "
+                f"(pids {', '.join(map(str, ended))})"
+                for run, pids in left.items() if (ended := processes.end(pids))]
+
+    def _kubernetes_resource(self, operation: PendingOperation):
+        from kubernetes.dynamic import DynamicClient
+
+        api_version, kind, _, _ = operation.kubernetes_object
+        return DynamicClient(self._kubernetes_client()).resources.get(api_version=api_version, kind=kind)
+
+    def _live_metadata(self, operation: PendingOperation) -> Optional[dict]:
+        """The object's metadata as the cluster has it; None when it does not exist."""
+        from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+        _, _, namespace, name = operation.kubernetes_object
+        try:
+            return self._kubernetes_resource(operation).get(name=name, namespace=namespace).to_dict()["metadata"]
+        except (NotFoundError, ResourceNotFoundError):
+            return None
+        except Exception as error:  # noqa: BLE001 - unreachable cluster, bad kubeconfig: cannot decide
+            raise ReleaseError(f"the pending create of {operation.describe()} cannot be settled: the cluster does "
+                               f"not answer ({str(error).splitlines()[0][:200]}). Run this again when it does; "
+                               "nothing was changed.") from None
+
+
+def _with_recovery(summary: str, recovered: list[str]) -> str:
+    return f"{summary}\n{recovery_summary(recovered)}" if recovered else summary
 
 
 def _values(config: dict[str, tuple[Any, bool]]) -> dict[str, Any]:

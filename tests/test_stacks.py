@@ -203,6 +203,17 @@ def test_data_volume_and_its_namespace_are_protected(dev):
     assert dev.options[(DEPLOYMENT, "langflow")].protect is not True
 
 
+def test_generated_credentials_outlive_a_destroy_with_the_data(dev, prod):
+    # The secret key decrypts what Langflow stored on the kept volume: a new one after destroy and up
+    # would leave stored variables unreadable.
+    for run, names in ((dev, ["langflow-secret-key"]), (prod, ["langflow-secret-key", "langflow-superuser-password"])):
+        for name in names:
+            assert [o.protect for (kind, n), o in run.options.items() if n == name and kind.startswith("random:")] \
+                == [True], name
+    run = run_program({**stack_values("dev"), "storage": {"protect": False}}, "dev")
+    assert run.options[("random:index/randomBytes:RandomBytes", "langflow-secret-key")].protect is False
+
+
 def test_unprotected_storage_is_still_retained():
     run = run_program({**stack_values("dev"), "storage": {"protect": False}}, "dev")
     claim = run.options[(PVC, "langflow-data")]

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional
 
+from releases.processes import marked
 from verify.render import Container
 from verify.sandbox import Mount, Sandbox, prepare_writable
 
@@ -52,16 +53,7 @@ RUN_MARKER = "MAKE_VERIFY_RUN"
 
 def processes_of_run(run_id: str) -> list[int]:
     """Live processes started by the `make verify` run `run_id` (readable by root, or by their owner)."""
-    found = []
-    needle = f"{RUN_MARKER}={run_id}".encode()
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and needle in (entry / "environ").read_bytes().split(b"\0") \
-                    and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+    return [pid for pid, value in marked(RUN_MARKER).items() if value == run_id]
 
 
 def interpreter_home(venv: Path) -> Path:

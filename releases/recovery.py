@@ -1,0 +1,203 @@
+"""What an interrupted update leaves behind, and how the next command settles it without a prompt.
+
+An update killed mid-way (a cancelled CI job, a laptop asleep, an OOM kill) leaves up to three
+things: the stack's lock, held by a process that is gone; pending operations in the state, for
+the resource steps that were in flight; and the Pulumi plugins, which run in process groups of
+their own and outlive a run killed with its group. The decisions are plain functions of what
+Pulumi and the cluster report, tested without either; `Recovery` (releases/workflow.py) applies them.
+
+Measured on Pulumi 3.259: `pulumi refresh --import-pending-creates <urn> <id>` drops the pending
+create without adding the resource, so the object is then unknown to the state; `pulumi import`
+takes the live object as the resource's inputs, and the next update replaces it (a Service over
+its clusterIP). An object the interrupted run created is adopted instead by a targeted update: the
+Kubernetes provider creates with server-side apply, which takes over the existing object (same
+uid, nothing recreated). That works for objects the program names; one the provider named (a
+random suffix) gets a new name on every create, so the leftover is deleted once the update makes
+it again from the values the state keeps (a Secret's generated credentials among them). Data
+kinds are never deleted.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Optional
+
+from releases import processes
+
+# A lock the self-managed backend reports (pkg/backend/diy/lock.go, `checkForLock`).
+_LOCK_LINE = re.compile(r"^\s*(?P<where>\S+): created by (?P<user>[^@\s]+)@(?P<host>\S+) \(pid (?P<pid>\d+)\) "
+                        r"at (?P<at>\S+)\s*$", re.M)
+# Pulumi Cloud's answer: it names no holder.
+SERVICE_CONFLICT = "Another update is currently in progress"
+# A lock and its process's start may differ by this much (clock resolution, and the lock is written
+# just after the CLI started).
+_CLOCK_SLACK = timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    user: str
+    host: str
+    pid: int
+    since: Optional[datetime]
+    where: str
+
+    def __str__(self) -> str:
+        since = f", since {self.since:%Y-%m-%d %H:%M:%S} UTC" if self.since else ""
+        return f"{self.user}@{self.host} (pid {self.pid}{since}; lock {self.where})"
+
+
+def lock_holders(error_text: str) -> list[LockHolder]:
+    """The holders a failed lock attempt names; empty when it names none (Pulumi Cloud)."""
+    holders = []
+    for m in _LOCK_LINE.finditer(error_text):
+        try:
+            since = datetime.fromisoformat(m["at"].replace("Z", "+00:00"))
+        except ValueError:
+            since = None
+        holders.append(LockHolder(m["user"], m["host"], int(m["pid"]), since, m["where"]))
+    return holders
+
+
+def holder_is_gone(holder: LockHolder, host: Optional[str] = None,
+                   started: Callable[[int], Optional[datetime]] = processes.started_at,
+                   running: Callable[[int], bool] = processes.running) -> bool:
+    """The lock's process ran on this host and no longer runs: its pid is free, or now belongs to a
+    process that started after the lock was taken. A holder on another host is never judged gone."""
+    if holder.host != (host or socket.gethostname()):
+        return False
+    if not running(holder.pid):
+        return True
+    began = started(holder.pid)
+    return holder.since is not None and began is not None and began > holder.since + _CLOCK_SLACK
+
+
+def lock_refusal(stack: str, holders: list[LockHolder], gone: list[LockHolder]) -> str:
+    """Why a lock is left alone, for the person who may clear it after checking."""
+    live = [h for h in holders if h not in gone]
+    clear = f"`bash scripts/pulumi.sh {stack} cancel --yes` (pulumi cancel)"
+    if not holders:
+        return (f"another update of stack {stack} is in progress (the backend names no holder). Wait for it to "
+                f"end; if it died, clear its lock with {clear} after checking. Nothing was changed.")
+    where = "; ".join(f"{h}: {'running on this host' if h.host == socket.gethostname() else 'on another host'}"
+                      for h in live)
+    return (f"stack {stack} is locked by {where}. Such a lock is never cleared here: wait for that update to "
+            f"end. If it is stuck, stop that process; if it died on another host, check there. Then clear the "
+            f"lock with {clear}. Nothing was changed.")
+
+
+@dataclass(frozen=True)
+class PendingOperation:
+    """A resource step that was in flight when an update was interrupted."""
+
+    kind: str  # creating, updating, deleting, reading, importing
+    urn: str
+    type: str
+    inputs: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.urn.rsplit("::", 1)[-1]
+
+    @property
+    def kubernetes_object(self) -> Optional[tuple[str, str, Optional[str], str]]:
+        """(apiVersion, kind, namespace, name) of a Kubernetes object; None for other providers."""
+        match = re.fullmatch(r"kubernetes:([^:]+):([^:]+)", self.type)
+        metadata = self.inputs.get("metadata") or {}
+        if not match or not isinstance(metadata.get("name"), str):
+            return None
+        group = match[1].split("/")
+        api_version = group[1] if group[0] == "core" else "/".join(group)
+        return api_version, match[2], metadata.get("namespace"), metadata["name"]
+
+    def describe(self) -> str:
+        obj = self.kubernetes_object
+        where = f" {obj[2]}/{obj[3]}" if obj and obj[2] else f" {obj[3]}" if obj else ""
+        return f"{self.type.rsplit(':', 1)[-1]} {self.name}{where}"
+
+
+def pending_operations(deployment: dict[str, Any]) -> list[PendingOperation]:
+    """The pending operations of an exported deployment (`pulumi stack export`)."""
+    return [PendingOperation(op.get("type", ""), op["resource"]["urn"], op["resource"].get("type", ""),
+                             op["resource"].get("inputs") or {})
+            for op in deployment.get("pending_operations") or []]
+
+
+def state_ids(deployment: dict[str, Any]) -> dict[str, str]:
+    """URN -> id of every resource in an exported deployment."""
+    return {r["urn"]: r.get("id", "") for r in deployment.get("resources") or []}
+
+
+# What pulumi-kubernetes marks an object it named itself with (the resource name and a random suffix).
+AUTONAMED = "pulumi.com/autonamed"
+# Kinds that may hold data: recovery never deletes one.
+DATA_KINDS = {"PersistentVolumeClaim", "PersistentVolume"}
+
+
+@dataclass(frozen=True)
+class RecoveryPlan:
+    """What to do about each pending operation."""
+
+    adopt: tuple[PendingOperation, ...] = ()  # created in the cluster, unknown to the state: taken over as it is
+    remove: tuple[PendingOperation, ...] = ()  # created under a generated name the program cannot take over
+    clear: tuple[tuple[PendingOperation, str], ...] = ()  # pending creates with nothing to adopt, and why
+    settle: tuple[PendingOperation, ...] = ()  # updates, deletes, ...: refreshed from the cluster
+
+    def __bool__(self) -> bool:
+        return bool(self.adopt or self.remove or self.clear or self.settle)
+
+    @property
+    def operations(self) -> list[PendingOperation]:
+        return [*self.adopt, *self.remove, *(op for op, _ in self.clear), *self.settle]
+
+    def actions(self) -> list[str]:
+        return ([f"adopt {op.describe()}: the interrupted run created it; it is kept as it is (same uid)"
+                 for op in self.adopt]
+                + [f"delete {op.describe()}: the interrupted run created it under a generated name, which no update "
+                   "can take over; the update makes it again from the values the state keeps" for op in self.remove]
+                + [f"clear the pending create of {op.describe()}: {why}" for op, why in self.clear]
+                + [f"refresh {op.describe()}, interrupted while {op.kind}" for op in self.settle])
+
+
+def plan_recovery(operations: list[PendingOperation], in_state: dict[str, str],
+                  lookup: Callable[[PendingOperation], Optional[dict]]) -> RecoveryPlan:
+    """Adopt what an interrupted create left in the cluster, delete what it left under a generated name,
+    clear the creates that left nothing, refresh what was being updated or deleted. `lookup` asks the
+    cluster for a Kubernetes object's metadata (None: it does not exist)."""
+    adopt, remove, clear, settle = [], [], [], []
+    for op in operations:
+        if op.kind != "creating":
+            settle.append(op)
+            continue
+        obj = op.kubernetes_object
+        metadata = lookup(op) if obj is not None else None
+        if obj is None:
+            clear.append((op, "nothing outside the state holds it"))
+        elif metadata is None:
+            clear.append((op, "it does not exist in the cluster"))
+        elif (metadata.get("annotations") or {}).get(AUTONAMED) == "true" \
+                and in_state.get(op.urn, "").rsplit("/", 1)[-1] != obj[3]:
+            if obj[1] in DATA_KINDS:
+                clear.append((op, "no update can take it over (the provider named it), and it may hold data, so it "
+                                  "is kept: delete it by hand once you know it holds nothing"))
+            else:
+                remove.append(op)
+        elif op.urn in in_state:
+            clear.append((op, "the state holds the resource, and the update settles it"))
+        else:
+            adopt.append(op)
+    return RecoveryPlan(tuple(adopt), tuple(remove), tuple(clear), tuple(settle))
+
+
+def refresh_targets(plan: RecoveryPlan, in_state: dict[str, str], stack_urn: str) -> list[str]:
+    """What the settling refresh names: the plan's resources that are in the state (a refresh refuses
+    others), and the stack itself, so that a refresh that only clears pending creates reads nothing."""
+    return [stack_urn] + [op.urn for op in plan.operations if op.urn in in_state and op.urn != stack_urn]
+
+
+def recovery_summary(actions: list[str]) -> str:
+    """The line an update's message gets for what was recovered before it."""
+    return "recovered first: " + "; ".join(actions) if actions else ""

@@ -1,0 +1,260 @@
+"""Recovery from interrupted updates: the decisions (locks, pending operations), the process table,
+the API server watch, and how StackReleases applies them, without Pulumi or a cluster.
+
+The engine's side (a real kill, a real lock, real pending operations) is in
+tests/integration/test_recovery_real.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from pulumi.automation._cmd import CommandResult
+from pulumi.automation.errors import CommandError, ConcurrentUpdateError
+
+from releases import history, processes
+from releases.history import ReleaseError
+from releases.recovery import (
+    AUTONAMED, LockHolder, PendingOperation, RecoveryPlan, holder_is_gone, lock_holders, lock_refusal,
+    pending_operations, plan_recovery, recovery_summary, refresh_targets, state_ids,
+)
+from releases.watch import ApiServerWatch
+from releases.workflow import ReleaseFailed, StackReleases
+
+NOW = datetime(2026, 12, 1, 5, 0, tzinfo=timezone.utc)
+# What the self-managed backend prints (pkg/backend/diy/lock.go), two holders.
+LOCKED = ("error: the stack is currently locked by 2 lock(s). Either wait for the other process(es) to end or "
+          "delete the lock file with `pulumi cancel`.\n"
+          "  file:///state/.pulumi/locks/organization/langflow/dev/a.json: created by root@ci-7 (pid 434) at "
+          "2026-12-01T05:00:00Z\n"
+          "  s3://bucket/.pulumi/locks/organization/langflow/dev/b.json: created by ann@laptop (pid 99) at "
+          "2026-12-01T04:59:58.5+01:00")
+STACK = "urn:pulumi:dev::langflow::pulumi:pulumi:Stack::langflow-dev"
+PARENT = "urn:pulumi:dev::langflow::langflow:platform:Langflow"
+
+
+def test_the_holders_of_a_lock_are_read_from_pulumi_s_message():
+    first, second = lock_holders(LOCKED)
+    assert (first.user, first.host, first.pid, first.since) == ("root", "ci-7", 434, NOW)
+    assert first.where.endswith("/dev/a.json")
+    assert (second.user, second.host, second.pid) == ("ann", "laptop", 99)
+    assert second.since == datetime(2026, 12, 1, 3, 59, 58, 500000, tzinfo=timezone.utc)
+    assert lock_holders("[409] Conflict: Another update is currently in progress.") == []
+
+
+def holder(host: str = "vm", pid: int = 434, since: datetime = NOW) -> LockHolder:
+    return LockHolder("root", host, pid, since, "file:///lock.json")
+
+
+@pytest.mark.parametrize("running, started, host, gone", [
+    (False, None, "vm", True),  # its process is gone
+    (True, NOW - timedelta(minutes=5), "vm", False),  # still running: never cleared
+    (True, NOW + timedelta(minutes=5), "vm", True),  # the pid now belongs to a later process
+    (True, NOW + timedelta(seconds=1), "vm", False),  # within the clock's slack: the same process
+    (False, None, "elsewhere", False),  # another host: never judged from here
+])
+def test_a_lock_is_stale_only_when_its_process_on_this_host_is_gone(running, started, host, gone):
+    assert holder_is_gone(holder(host), host="vm", started=lambda pid: started, running=lambda pid: running) is gone
+
+
+def test_a_live_lock_is_refused_naming_its_holder_and_pulumi_cancel():
+    live = holder("somewhere-else", 434)
+    text = lock_refusal("dev", [live], [])
+    for said in ("stack dev is locked by root@somewhere-else (pid 434, since 2026-12-01 05:00:00 UTC",
+                 "on another host", "never cleared", "pulumi cancel", "Nothing was changed"):
+        assert said in text, text
+    assert "backend names no holder" in lock_refusal("dev", [], [])
+
+
+def test_processes_are_named_for_good_by_pid_and_start_time():
+    own = processes.run_id(os.getpid())
+    assert processes.run_alive(own)
+    pid, _, stamp = own.partition("@")
+    assert not processes.run_alive(f"{pid}@{int(stamp) - 500}")  # the same pid, an earlier process
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert not processes.running(child.pid) and processes.started_at(child.pid) is None
+
+
+def test_marked_processes_are_found_and_ended(tmp_path, monkeypatch):
+    child = subprocess.Popen(["sleep", "60"], env={**os.environ, processes.RUN_MARKER: f"1@1 {tmp_path}"})
+    try:
+        deadline = time.monotonic() + 10
+        while child.pid not in processes.marked(processes.RUN_MARKER) and time.monotonic() < deadline:
+            time.sleep(0.05)  # environ is readable once the exec is done
+        assert processes.marked(processes.RUN_MARKER)[child.pid] == f"1@1 {tmp_path}"
+        assert processes.children(os.getpid(), "sleep") == [child.pid]
+        # A run of this project whose leader is gone left it: the next run ends it by its pid.
+        releases = bare_releases(tmp_path, monkeypatch)
+        actions = releases._end_orphans()
+        assert actions == [f"ended 1 process(es) the interrupted run 1 left running (pids {child.pid})"]
+        assert child.wait(timeout=10) is not None
+    finally:
+        child.kill()
+
+
+def test_processes_of_another_project_or_a_live_run_are_left_alone(tmp_path, monkeypatch):
+    other = subprocess.Popen(["sleep", "60"], env={**os.environ, processes.RUN_MARKER: "1@1 /another/project"})
+    live = subprocess.Popen(["sleep", "60"], env={**os.environ, processes.RUN_MARKER:
+                                                  f"{processes.run_id(os.getpid())} {tmp_path}"})
+    try:
+        time.sleep(0.3)
+        assert bare_releases(tmp_path, monkeypatch)._end_orphans() == []
+        assert other.poll() is None and live.poll() is None
+    finally:
+        other.kill()
+        live.kill()
+
+
+def op(kind: str, type_: str, name: str, namespace: str = "langflow-dev", resource: str = "langflow") -> dict:
+    urn = f"{PARENT}${type_}::{resource}"
+    inputs = {"metadata": {"name": name, "namespace": namespace}} if type_.startswith("kubernetes:") else {"length": 24}
+    return {"type": kind, "resource": {"urn": urn, "type": type_, "inputs": inputs}}
+
+
+def test_pending_operations_name_their_kubernetes_objects():
+    deployment = {"pending_operations": [op("creating", "kubernetes:core/v1:Service", "langflow"),
+                                         op("updating", "kubernetes:apps/v1:Deployment", "langflow"),
+                                         op("creating", "kubernetes:networking.k8s.io/v1:Ingress", "web", resource="web"),
+                                         op("creating", "random:index/randomBytes:RandomBytes", "", resource="key")]}
+    service, deploy, ingress, key = pending_operations(deployment)
+    assert service.kubernetes_object == ("v1", "Service", "langflow-dev", "langflow")
+    assert deploy.kubernetes_object == ("apps/v1", "Deployment", "langflow-dev", "langflow")
+    assert ingress.kubernetes_object == ("networking.k8s.io/v1", "Ingress", "langflow-dev", "web")
+    assert key.kubernetes_object is None and key.describe() == "RandomBytes key"
+    assert service.describe() == "Service langflow langflow-dev/langflow"
+    assert pending_operations({}) == []
+
+
+def test_each_pending_operation_gets_the_action_that_keeps_everything():
+    ops = pending_operations({"pending_operations": [
+        op("creating", "kubernetes:core/v1:Service", "langflow", resource="adopted"),
+        op("creating", "kubernetes:apps/v1:Deployment", "langflow", resource="missing"),
+        op("creating", "kubernetes:core/v1:Secret", "langflow-credentials-1a2b3c4d", resource="autonamed"),
+        op("creating", "kubernetes:core/v1:PersistentVolumeClaim", "data-1a2b3c4d", resource="data"),
+        op("creating", "kubernetes:core/v1:ConfigMap", "flows-5e6f", resource="replaced"),
+        op("creating", "kubernetes:core/v1:ConfigMap", "tool-1111", resource="same"),
+        op("creating", "random:index/randomPassword:RandomPassword", "", resource="password"),
+        op("updating", "kubernetes:apps/v1:Deployment", "langflow", resource="updated"),
+        op("deleting", "kubernetes:batch/v1:Job", "snapshot", resource="deleted"),
+    ]})
+    live = {"adopted": {}, "autonamed": {"annotations": {AUTONAMED: "true"}},
+            "data": {"annotations": {AUTONAMED: "true"}}, "replaced": {"annotations": {AUTONAMED: "true"}},
+            "same": {"annotations": {AUTONAMED: "true"}}}
+    in_state = {f"{PARENT}$kubernetes:core/v1:ConfigMap::replaced": "langflow-dev/flows-0000",
+                f"{PARENT}$kubernetes:core/v1:ConfigMap::same": "langflow-dev/tool-1111",
+                f"{PARENT}$kubernetes:apps/v1:Deployment::updated": "langflow-dev/langflow"}
+    plan = plan_recovery(ops, in_state, lambda o: live.get(o.name))
+    assert [o.name for o in plan.adopt] == ["adopted"]
+    # A leftover under a generated name is deleted, never one that may hold data nor the one the state holds.
+    assert [o.name for o in plan.remove] == ["autonamed", "replaced"]
+    assert {o.name: why for o, why in plan.clear} == {
+        "missing": "it does not exist in the cluster",
+        "data": "no update can take it over (the provider named it), and it may hold data, so it is kept: delete it "
+                "by hand once you know it holds nothing",
+        "same": "the state holds the resource, and the update settles it",
+        "password": "nothing outside the state holds it"}
+    assert [o.name for o in plan.settle] == ["updated", "deleted"]
+    actions = plan.actions()
+    assert len(actions) == 9
+    assert actions[0].startswith("adopt Service adopted langflow-dev/langflow: the interrupted run created it")
+    assert actions[1].startswith("delete Secret autonamed langflow-dev/langflow-credentials-1a2b3c4d: ")
+    assert actions[-1] == "refresh Job deleted langflow-dev/snapshot, interrupted while deleting"
+    assert not RecoveryPlan() and plan
+    # The refresh names the stack and what the state holds only (a refresh refuses the others).
+    assert refresh_targets(plan, in_state, STACK) == [
+        STACK, f"{PARENT}$kubernetes:core/v1:ConfigMap::replaced", f"{PARENT}$kubernetes:core/v1:ConfigMap::same",
+        f"{PARENT}$kubernetes:apps/v1:Deployment::updated"]
+
+
+def test_recovery_updates_are_no_releases():
+    update = history.Update(1, "update", NOW, "succeeded", "recovery: adopt what an interrupted update created", {})
+    assert not update.is_release
+    assert history.Update(2, "update", NOW, "succeeded", "make up\nrecovered first: x", {}).is_release
+    assert recovery_summary(["a", "b"]) == "recovered first: a; b" and recovery_summary([]) == ""
+
+
+def test_state_ids():
+    assert state_ids({"resources": [{"urn": "u", "id": "ns/n"}, {"urn": "s"}]}) == {"u": "ns/n", "s": ""}
+
+
+def test_the_watch_stops_an_update_once_the_api_server_was_silent_too_long():
+    interrupted = []
+    with ApiServerWatch(lambda: False, limit=0.3, interval=0.05, interrupt=lambda: interrupted.append(1)) as watch:
+        time.sleep(0.8)
+    assert interrupted == [1] and watch.silent_for >= 0.3
+    with ApiServerWatch(lambda: True, limit=0.1, interval=0.02, interrupt=lambda: interrupted.append(2)) as watch:
+        time.sleep(0.3)
+    assert interrupted == [1] and watch.silent_for is None
+
+
+class FakeStack:
+    def __init__(self):
+        self.cancelled = 0
+
+    def cancel(self):
+        self.cancelled += 1
+
+
+def bare_releases(project_dir: Path, monkeypatch, probe=lambda: True) -> StackReleases:
+    """A StackReleases without a Pulumi workspace: for the parts that do not need one."""
+    releases = StackReleases.__new__(StackReleases)
+    releases.project_dir, releases.name, releases.out = project_dir.resolve(), "dev", lambda line: None
+    releases.api_outage_seconds, releases.recovered, releases.stack = 60, [], FakeStack()
+    releases._api_server_probe = lambda: probe
+    monkeypatch.setenv(processes.RUN_MARKER, f"{processes.run_id(os.getpid())} {releases.project_dir}")
+    return releases
+
+
+def locked_by(pid: int, host: str, since: datetime) -> ConcurrentUpdateError:
+    text = (f"the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete "
+            f"the lock file with `pulumi cancel`.\n  file:///b/.pulumi/locks/o/p/dev/x.json: created by root@{host} "
+            f"(pid {pid}) at {since.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    return ConcurrentUpdateError(CommandResult(stdout="", stderr=text, code=255))
+
+
+def test_a_stale_lock_is_cleared_with_pulumi_cancel_and_the_update_runs_once_more(tmp_path, monkeypatch):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    releases, calls = bare_releases(tmp_path, monkeypatch), []
+
+    def update():
+        calls.append(1)
+        if len(calls) == 1:
+            raise locked_by(dead.pid, socket.gethostname(), datetime.now(timezone.utc))
+        return "done"
+    assert releases._run(update) == "done"
+    assert releases.stack.cancelled == 1 and len(calls) == 2
+    assert releases.recovered[0].startswith(f"cleared the stale lock of root@{socket.gethostname()} (pid {dead.pid}")
+
+
+def test_a_live_lock_or_a_second_lock_is_never_cleared(tmp_path, monkeypatch):
+    releases = bare_releases(tmp_path, monkeypatch)
+    started = processes.started_at(os.getpid())
+
+    def live():
+        raise locked_by(os.getpid(), socket.gethostname(), started)
+    with pytest.raises(ReleaseError, match=r"is locked by .*running on this host.*pulumi cancel"):
+        releases._run(live)
+
+    def elsewhere():
+        raise locked_by(1, "another-host", started)
+    with pytest.raises(ReleaseError, match="on another host"):
+        releases._run(elsewhere)
+    assert releases.stack.cancelled == 0 and releases.recovered == []
+
+
+def test_a_failure_while_the_api_server_is_silent_says_to_run_the_command_again(tmp_path, monkeypatch):
+    releases = bare_releases(tmp_path, monkeypatch, probe=lambda: False)
+
+    def failing():
+        raise CommandError(CommandResult(stdout="", stderr="error: update failed: connection refused", code=255))
+    with pytest.raises(ReleaseFailed, match="(?s)connection refused.*API server does not answer.*run the same command"):
+        releases._run(failing)

@@ -48,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "destroy":
             releases.destroy()
         elif args.command == "recover":
-            releases.recover(preview=True)
             releases.recover()
             print(f"Stack {args.stack}: nothing left to recover." if not releases.recovered else
                   f"Stack {args.stack} recovered; `make preview` shows what the next `make up` changes.")

@@ -137,40 +137,38 @@ AUTONAMED = "pulumi.com/autonamed"
 DATA_KINDS = {"PersistentVolumeClaim", "PersistentVolume"}
 
 
+def settle_action(op: PendingOperation) -> str:
+    """An update or delete in flight is settled by a refresh of its resource (it reads the object)."""
+    return f"refresh {op.describe()}, interrupted while {op.kind}"
+
+
 @dataclass(frozen=True)
 class RecoveryPlan:
-    """What to do about each pending operation."""
+    """What to do about each pending create (the refresh that comes first settles the other operations)."""
 
     adopt: tuple[PendingOperation, ...] = ()  # created in the cluster, unknown to the state: taken over as it is
     remove: tuple[PendingOperation, ...] = ()  # created under a generated name the program cannot take over
     clear: tuple[tuple[PendingOperation, str], ...] = ()  # pending creates with nothing to adopt, and why
-    settle: tuple[PendingOperation, ...] = ()  # updates, deletes, ...: refreshed from the cluster
 
     def __bool__(self) -> bool:
-        return bool(self.adopt or self.remove or self.clear or self.settle)
-
-    @property
-    def operations(self) -> list[PendingOperation]:
-        return [*self.adopt, *self.remove, *(op for op, _ in self.clear), *self.settle]
+        return bool(self.adopt or self.remove or self.clear)
 
     def actions(self) -> list[str]:
         return ([f"adopt {op.describe()}: the interrupted run created it; it is kept as it is (same uid)"
                  for op in self.adopt]
                 + [f"delete {op.describe()}: the interrupted run created it under a generated name, which no update "
                    "can take over; the update makes it again from the values the state keeps" for op in self.remove]
-                + [f"clear the pending create of {op.describe()}: {why}" for op, why in self.clear]
-                + [f"refresh {op.describe()}, interrupted while {op.kind}" for op in self.settle])
+                + [f"clear the pending create of {op.describe()}: {why}" for op, why in self.clear])
 
 
 def plan_recovery(operations: list[PendingOperation], in_state: dict[str, str],
                   lookup: Callable[[PendingOperation], Optional[dict]]) -> RecoveryPlan:
     """Adopt what an interrupted create left in the cluster, delete what it left under a generated name,
-    clear the creates that left nothing, refresh what was being updated or deleted. `lookup` asks the
-    cluster for a Kubernetes object's metadata (None: it does not exist)."""
-    adopt, remove, clear, settle = [], [], [], []
+    clear the creates that left nothing. `lookup` asks the cluster for a Kubernetes object's metadata
+    (None: it does not exist). Other pending operations are not this plan's."""
+    adopt, remove, clear = [], [], []
     for op in operations:
         if op.kind != "creating":
-            settle.append(op)
             continue
         obj = op.kubernetes_object
         metadata = lookup(op) if obj is not None else None
@@ -189,13 +187,15 @@ def plan_recovery(operations: list[PendingOperation], in_state: dict[str, str],
             clear.append((op, "the state holds the resource, and the update settles it"))
         else:
             adopt.append(op)
-    return RecoveryPlan(tuple(adopt), tuple(remove), tuple(clear), tuple(settle))
+    return RecoveryPlan(tuple(adopt), tuple(remove), tuple(clear))
 
 
-def refresh_targets(plan: RecoveryPlan, in_state: dict[str, str], stack_urn: str) -> list[str]:
-    """What the settling refresh names: the plan's resources that are in the state (a refresh refuses
-    others), and the stack itself, so that a refresh that only clears pending creates reads nothing."""
-    return [stack_urn] + [op.urn for op in plan.operations if op.urn in in_state and op.urn != stack_urn]
+def refresh_targets(operations: list[PendingOperation], in_state: dict[str, str]) -> list[str]:
+    """What a recovery refresh names: the resources of `operations` that the state holds (a refresh refuses
+    others), and the stack itself, so that a refresh with nothing else to read touches nothing. Empty when
+    the state holds no resource at all (an update killed at its very start)."""
+    stack = [urn for urn in in_state if urn.split("::")[-2] == "pulumi:pulumi:Stack"]
+    return stack + [op.urn for op in operations if op.urn in in_state and op.urn not in stack]
 
 
 def recovery_summary(actions: list[str]) -> str:

@@ -25,7 +25,7 @@ from releases.history import (
 )
 from releases.recovery import (
     PendingOperation, holder_is_gone, lock_holders, lock_refusal, pending_operations, plan_recovery,
-    recovery_summary, refresh_targets, state_ids,
+    recovery_summary, refresh_targets, settle_action, state_ids,
 )
 from releases.snapshot import Repository, read_tree, write_tree
 from releases.watch import ApiServerWatch, kubernetes_probe
@@ -291,34 +291,50 @@ class StackReleases:
 
     # --- recovering from an interrupted update ----------------------------------------------------
 
-    def recover(self, *, preview: bool = False) -> None:
-        """Settle what an interrupted update left, without a prompt: processes it left running,
-        pending operations (and, on the way, its stale lock). Every action is printed."""
+    def recover(self) -> None:
+        """Settle what an interrupted update left, without a prompt: processes it left running, its stale
+        lock, pending operations. What will be done is printed before it is done."""
         for action in self._end_orphans():
             self._recovered(action)
-        deployment = self.stack.export_stack().deployment or {}
-        plan = plan_recovery(pending_operations(deployment), state_ids(deployment), self._live_metadata)
+        operations = pending_operations(self._deployment())
+        if not operations:
+            return
+        self.out(f"An interrupted update left {len(operations)} pending operation(s) in stack {self.name}.")
+        # First a refresh of what the state holds of them: it takes the stack's lock, so a live holder stops
+        # recovery here, before anything changed (a stale lock is cleared), and it settles updates and deletes.
+        self._refresh(operations, "settle pending updates and deletes", clear_pending_creates=False)
+        for op in operations:
+            if op.kind != "creating":
+                self._recovered(settle_action(op))
+        # Planned again after the lock: what was pending may have been a live update's, which ended meanwhile.
+        deployment = self._deployment()
+        operations = pending_operations(deployment)
+        plan = plan_recovery(operations, state_ids(deployment), self._live_metadata)
         if not plan:
             return
-        self.out(f"An interrupted update left {len(plan.operations)} pending operation(s) in stack {self.name}:")
-        for action in plan.actions():
-            self.out(f"  - {action}")
-        if preview:
-            return
+        self.out("Recovery will:\n" + "\n".join(f"  - {action}" for action in plan.actions()))
         if plan.adopt:
             # A targeted update of just those resources: the provider's server-side apply takes the object over.
             self._run(lambda: self.stack.up(target=[op.urn for op in plan.adopt], on_output=self.out,
                                             color="never", message=f"{RECOVERY_SUMMARY} adopt what an interrupted "
                                             "update created"))
         for op in plan.remove:
-            self._kubernetes_resource(op).delete(name=op.kubernetes_object[3], namespace=op.kubernetes_object[2])
-        deployment = self.stack.export_stack().deployment or {}
-        stack_urn = next(r["urn"] for r in deployment["resources"] if r["type"] == "pulumi:pulumi:Stack")
-        self._run(lambda: self.stack.refresh(
-            target=refresh_targets(plan, state_ids(deployment), stack_urn), clear_pending_creates=True,
-            on_output=self.out, color="never", message=f"{RECOVERY_SUMMARY} settle pending operations"))
+            _, _, namespace, name = op.kubernetes_object
+            self._kubernetes_resource(op).delete(name=name, namespace=namespace)
+        self._refresh(operations, "clear pending creates", clear_pending_creates=True)
         for action in plan.actions():
             self._recovered(action)
+
+    def _deployment(self) -> dict[str, Any]:
+        return self.stack.export_stack().deployment or {}
+
+    def _refresh(self, operations: list[PendingOperation], why: str, *, clear_pending_creates: bool) -> None:
+        deployment = self._deployment()
+        in_state = state_ids(deployment)
+        self._run(lambda: self.stack.refresh(
+            target=refresh_targets(operations, in_state) or None,
+            clear_pending_creates=clear_pending_creates, on_output=self.out, color="never",
+            message=f"{RECOVERY_SUMMARY} {why}"))
 
     def _recovered(self, action: str) -> None:
         self.out(f"Recovery: {action}.")

@@ -373,6 +373,51 @@ class StackReleases:
                                "nothing was changed.") from None
 
 
+    # --- restoring a release's files --------------------------------------------------------------
+
+    def _restore(self, target: Update, flows: FlowsConfig, repository: Repository,
+                 keep_flows: bool) -> StackSettings:
+        """Make the stack file and the flows those of `target`; return its settings."""
+        commit = _source_commit(target, repository)
+        stack_file = repository.files_at(commit, self.stack_file).get(self.stack_file) if commit else None
+        if stack_file is not None:
+            (self.project_dir / self.stack_file).write_bytes(stack_file)
+        if stack_file is None or not self._config_is(target):
+            self._restore_config_from_history(target)
+            if not self._config_is(target):
+                raise ReleaseError(f"could not restore the config of release {target.number}; nothing was changed")
+        if flows.source == "folder" and not keep_flows:
+            wanted = target.record.flows if target.record else None
+            if commit is not None:
+                write_tree(self.project_dir, flows.folder, repository.files_at(commit, flows.folder))
+            have = _flows_revision(flows, lambda: flows_digest(load_flow_folder(self.project_dir, flows.folder)))
+            if (wanted is None and commit is None) or (wanted is not None and wanted != have):
+                raise ReleaseError(
+                    f"the flows of release {target.number} are not in this repository (no commit recorded, or it "
+                    "is missing here: fetch `refs/langflow/*` from the clone it was released from); restore the "
+                    "flows folder by hand, or roll back the config alone with FLOWS=keep. Nothing was changed.")
+        try:
+            return load_settings(_values(self._config()), self.project_dir)
+        except ConfigError as error:
+            raise ReleaseError(f"release {target.number}'s config is not valid for the program as it is now; "
+                               f"nothing was changed:\n{error}") from None
+
+    def _config_is(self, target: Update) -> bool:
+        return normal_config(self._config()) == normal_config(target.config)
+
+    def _restore_config_from_history(self, target: Update) -> None:
+        """No stack file to restore: write the history's values, keeping every secret encrypted."""
+        self.stack.remove_all_config(list(self._config()))
+        for key, (value, secret) in target.config.items():
+            parsed = _json_object(value)
+            if parsed is None:
+                self.stack.set_config(key, auto.ConfigValue(value, secret=secret))
+            else:
+                # History marks an object with one secret inside as secret as a whole: encrypt each string in it.
+                self.stack.set_all_config({path: auto.ConfigValue(_leaf_text(leaf), secret=secret and isinstance(leaf, str))
+                                           for path, leaf in _leaves(key, parsed)}, path=True)
+
+
 def _with_recovery(summary: str, recovered: list[str]) -> str:
     return f"{summary}\n{recovery_summary(recovered)}" if recovered else summary
 

@@ -124,17 +124,19 @@ class LangflowApp(pulumi.ComponentResource):
             "superuser_password": self.superuser_password,
         })
 
+    # The generated key and password exist whatever the config says: protected with the data, they must never
+    # be deleted, so that setting auth.secret_key (or turning login off) and going back finds them unchanged.
     def _secret_key(self, name: str, config, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        key = random.RandomBytes(f"{name}-secret-key", length=32, opts=opts)
         if config.auth.secret_key is not None:
             return pulumi.Output.secret(config.auth.secret_key.get_secret_value())
-        key = random.RandomBytes(f"{name}-secret-key", length=32, opts=opts)
         # 32 random bytes, URL-safe base64: a Fernet key.
         return pulumi.Output.secret(key.base64.apply(urlsafe_base64))
 
     def _superuser_password(self, name: str, config, opts: pulumi.ResourceOptions) -> Optional[pulumi.Output[str]]:
+        password = random.RandomPassword(f"{name}-superuser-password", length=24, special=False, opts=opts)
         if not config.auth.enabled:
             return None  # with login off Langflow ignores it; nothing to export
         if config.auth.superuser_password is not None:
             return pulumi.Output.secret(config.auth.superuser_password.get_secret_value())
-        password = random.RandomPassword(f"{name}-superuser-password", length=24, special=False, opts=opts)
         return pulumi.Output.secret(password.result)

@@ -18,6 +18,9 @@ from releases.history import ReleaseError
 CONFIRMATION = "restore"  # the value of CONFIRM the restore Job requires (components/backups/langflow_backup.py)
 # A restore Job started here is not the program's: the cluster removes it a day after it ended.
 FINISHED_JOB_TTL_SECONDS = 86400
+# Set on the Deployment while Langflow is stopped for a restore: the replicas to return to. A run killed
+# meanwhile leaves it, and the next command starts Langflow again from it (releases/recovery.py).
+STOPPED_ANNOTATION = "langflow.org/stopped-for-restore"
 
 
 class RestoreFailed(Exception):
@@ -44,6 +47,7 @@ class StackDatabase:
         """Scale Langflow to zero and wait until no pod of it is left; the replicas it had."""
         scale = self.apps.read_namespaced_deployment_scale(self.deployment, self.namespace)
         self.replicas = replicas = scale.spec.replicas or 0
+        self._annotate(str(replicas))
         self.apps.patch_namespaced_deployment_scale(self.deployment, self.namespace, {"spec": {"replicas": 0}})
         selector = self.apps.read_namespaced_deployment(self.deployment, self.namespace).spec.selector.match_labels
         labels = ",".join(f"{k}={v}" for k, v in selector.items())
@@ -58,6 +62,44 @@ class StackDatabase:
         if self.replicas is not None:
             self.apps.patch_namespaced_deployment_scale(self.deployment, self.namespace,
                                                         {"spec": {"replicas": self.replicas}})
+            self._annotate(None)
+
+    def start_after_interrupted_restore(self) -> Optional[str]:
+        """Langflow stopped by a restore whose run was killed: started again once no restore Job runs.
+        What was done, or None when Langflow was not stopped so."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            deployment = self.apps.read_namespaced_deployment(self.deployment, self.namespace, _request_timeout=30)
+        except ApiException as error:
+            if error.status == 404:
+                return None  # not deployed (yet, or any more)
+            raise ReleaseError(f"cannot read Deployment {self.namespace}/{self.deployment}: {error.reason}. "
+                               "Nothing was changed.") from None
+        except Exception as error:  # noqa: BLE001 - no answer: the update could not go on either
+            raise ReleaseError(f"the cluster does not answer ({str(error).splitlines()[0][:200]}): run this again "
+                               "when it does. Nothing was changed.") from None
+        stopped = (deployment.metadata.annotations or {}).get(STOPPED_ANNOTATION)
+        if stopped is None:
+            return None
+        template = self.backups["restore_template"]
+        jobs = self.batch.list_namespaced_job(self.namespace).items
+        running = [j.metadata.name for j in jobs if j.metadata.name.startswith(f"{template}-") and j.status.active]
+        if running:
+            raise ReleaseError(f"Langflow is stopped for a restore, and restore Job {running[0]} still runs: wait "
+                               "for it to end, then run this again. Nothing was changed.")
+        self.replicas = int(stopped)
+        self.start_langflow()
+        return (f"started Langflow again with {stopped} pod(s): an interrupted restore or rollback had stopped it "
+                "(the database is as the last restore Job left it)")
+
+    def clear_stop_mark(self) -> None:
+        """The update that followed the restore set the replicas itself: nothing is left to start again."""
+        self._annotate(None)
+
+    def _annotate(self, replicas: Optional[str]) -> None:
+        self.apps.patch_namespaced_deployment(self.deployment, self.namespace,
+                                              {"metadata": {"annotations": {STOPPED_ANNOTATION: replicas}}})
 
     def restore(self, env: dict[str, str]) -> str:
         """Run a Job of the restore template with `env` set in every step; the Job's name."""

@@ -19,6 +19,11 @@ RUN_MARKER = "LANGFLOW_RELEASES_RUN"
 _PROC = Path("/proc")
 
 
+def _entries() -> list[Path]:
+    """/proc's entries; none where there is no /proc (not Linux): then nothing is found, nothing ended."""
+    return list(_PROC.iterdir()) if _PROC.is_dir() else []
+
+
 def _stat_fields(pid: int) -> Optional[list[str]]:
     """/proc/<pid>/stat from the state field on (the command name may hold spaces); None if gone."""
     try:
@@ -49,13 +54,13 @@ def started_at(pid: int) -> Optional[datetime]:
 
 def run_id(pid: int) -> str:
     """A marker value naming one process for good: its pid and its start time (pids are reused)."""
-    return f"{pid}@{int(started_at(pid).timestamp() * 100)}"
+    started = started_at(pid)
+    return f"{pid}@{int(started.timestamp() * 100) if started else 0}"
 
 
 def run_alive(value: str) -> bool:
-    pid, _, stamp = value.partition("@")
-    started = started_at(int(pid)) if pid.isdigit() else None
-    return started is not None and running(int(pid)) and f"{int(started.timestamp() * 100)}" == stamp
+    pid, _, _ = value.partition("@")
+    return pid.isdigit() and running(int(pid)) and run_id(int(pid)) == value
 
 
 def marked(name: str) -> dict[int, str]:
@@ -64,7 +69,7 @@ def marked(name: str) -> dict[int, str]:
     Readable for processes of the same user, or all of them as root; others are skipped."""
     found: dict[int, str] = {}
     prefix = f"{name}=".encode()
-    for entry in _PROC.iterdir():
+    for entry in _entries():
         if not entry.name.isdigit():
             continue
         try:
@@ -94,7 +99,7 @@ def end(pids: list[int], grace: float = 5.0) -> list[int]:
 def children(parent: int, name: str) -> list[int]:
     """Running processes whose parent is `parent` and whose command name is `name`."""
     found = []
-    for entry in _PROC.iterdir():
+    for entry in _entries():
         if entry.name.isdigit():
             try:
                 comm = (entry / "comm").read_text().strip()

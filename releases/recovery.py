@@ -4,7 +4,8 @@ An update killed mid-way (a cancelled CI job, a laptop asleep, an OOM kill) leav
 things: the stack's lock, held by a process that is gone; pending operations in the state, for
 the resource steps that were in flight; and the Pulumi plugins, which run in process groups of
 their own and outlive a run killed with its group. The decisions are plain functions of what
-Pulumi and the cluster report, tested without either; `Recovery` (releases/workflow.py) applies them.
+Pulumi and the cluster report, tested without either; `StackReleases.recover` (releases/workflow.py)
+applies them.
 
 Measured on Pulumi 3.259: `pulumi refresh --import-pending-creates <urn> <id>` drops the pending
 create without adding the resource, so the object is then unknown to the state; `pulumi import`
@@ -30,10 +31,8 @@ from releases import processes
 # A lock the self-managed backend reports (pkg/backend/diy/lock.go, `checkForLock`).
 _LOCK_LINE = re.compile(r"^\s*(?P<where>\S+): created by (?P<user>[^@\s]+)@(?P<host>\S+) \(pid (?P<pid>\d+)\) "
                         r"at (?P<at>\S+)\s*$", re.M)
-# Pulumi Cloud's answer: it names no holder.
-SERVICE_CONFLICT = "Another update is currently in progress"
-# A lock and its process's start may differ by this much (clock resolution, and the lock is written
-# just after the CLI started).
+# The lock's time has whole seconds; its process started before it. A process that started later than
+# this after the lock's time is another one, which was given the same pid.
 _CLOCK_SLACK = timedelta(seconds=2)
 
 

@@ -176,6 +176,8 @@ class StackReleases:
             if database is not None:
                 self._restore_database(database, change)
             self._up(f"{what} from release {live.number} to {target.number}", record)
+            if database is not None:
+                database.clear_stop_mark()
         except BaseException:
             saved.put_back()
             raise
@@ -296,6 +298,11 @@ class StackReleases:
         lock, pending operations. What will be done is printed before it is done."""
         for action in self._end_orphans():
             self._recovered(action)
+        backups = self._output("backups")
+        if backups and backups.get("restore_template"):
+            started = self._stack_database(backups).start_after_interrupted_restore()
+            if started:
+                self._recovered(started)
         operations = pending_operations(self._deployment())
         if not operations:
             return

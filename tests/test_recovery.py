@@ -14,12 +14,14 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 
 from releases import history, processes
+from releases.database import STOPPED_ANNOTATION, StackDatabase
 from releases.history import ReleaseError
 from releases.recovery import (
     AUTONAMED, LockHolder, PendingOperation, RecoveryPlan, holder_is_gone, lock_holders, lock_refusal,
@@ -257,3 +259,48 @@ def test_a_failure_while_the_api_server_is_silent_says_to_run_the_command_again(
         raise CommandError(CommandResult(stdout="", stderr="error: update failed: connection refused", code=255))
     with pytest.raises(ReleaseFailed, match="(?s)connection refused.*API server does not answer.*run the same command"):
         releases._run(failing)
+
+
+class FakeApps:
+    """The Deployment and its scale, as the AppsV1Api calls StackDatabase makes see them."""
+
+    def __init__(self, annotations: dict):
+        self.annotations, self.replicas = dict(annotations), 0
+
+    def read_namespaced_deployment(self, name, namespace, **_):
+        return SimpleNamespace(metadata=SimpleNamespace(annotations=dict(self.annotations)))
+
+    def patch_namespaced_deployment(self, name, namespace, body):
+        for key, value in body["metadata"]["annotations"].items():
+            if value is None:
+                self.annotations.pop(key, None)
+            else:
+                self.annotations[key] = value
+
+    def patch_namespaced_deployment_scale(self, name, namespace, body):
+        self.replicas = body["spec"]["replicas"]
+
+
+def stopped_database(annotations: dict, jobs: list) -> StackDatabase:
+    database = StackDatabase.__new__(StackDatabase)
+    database.backups = {"restore_template": "langflow-restore"}
+    database.namespace, database.deployment, database.replicas, database.out = "langflow-dev", "langflow", None, print
+    database.apps = FakeApps(annotations)
+    database.batch = SimpleNamespace(list_namespaced_job=lambda namespace: SimpleNamespace(items=[
+        SimpleNamespace(metadata=SimpleNamespace(name=name), status=SimpleNamespace(active=active))
+        for name, active in jobs]))
+    return database
+
+
+def test_langflow_stopped_by_an_interrupted_restore_is_started_again():
+    database = stopped_database({STOPPED_ANNOTATION: "2", "other": "x"}, [("langflow-restore-20261201", None)])
+    assert database.start_after_interrupted_restore().startswith("started Langflow again with 2 pod(s)")
+    assert database.apps.replicas == 2 and database.apps.annotations == {"other": "x"}
+    assert database.start_after_interrupted_restore() is None  # nothing left to do
+
+
+def test_langflow_stays_stopped_while_a_restore_job_still_runs():
+    database = stopped_database({STOPPED_ANNOTATION: "1"}, [("langflow-restore-20261201", 1), ("unrelated", 1)])
+    with pytest.raises(ReleaseError, match="restore Job langflow-restore-20261201 still runs"):
+        database.start_after_interrupted_restore()
+    assert database.apps.replicas == 0 and STOPPED_ANNOTATION in database.apps.annotations

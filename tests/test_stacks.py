@@ -206,8 +206,8 @@ def test_data_volume_and_its_namespace_are_protected(dev):
 def test_generated_credentials_outlive_a_destroy_with_the_data(dev, prod):
     # The secret key decrypts what Langflow stored on the kept volume: a new one after destroy and up
     # would leave stored variables unreadable.
-    for run, names in ((dev, ["langflow-secret-key"]), (prod, ["langflow-secret-key", "langflow-superuser-password"])):
-        for name in names:
+    for run in (dev, prod):
+        for name in ("langflow-secret-key", "langflow-superuser-password"):
             assert [o.protect for (kind, n), o in run.options.items() if n == name and kind.startswith("random:")] \
                 == [True], name
     run = run_program({**stack_values("dev"), "storage": {"protect": False}}, "dev")
@@ -231,12 +231,14 @@ def test_children_have_their_component_as_parent(dev):
             assert opts.parent is not None and opts.parent._type.startswith("langflow:platform:"), (t, name)
 
 
-def test_user_supplied_credentials_are_used_and_no_random_is_created():
+def test_user_supplied_credentials_are_used_and_the_generated_ones_kept():
     key = "A" * 43 + "="
     run = run_program({**stack_values("prod"), "auth": {
         "enabled": True, "superuser_password": "a-long-password!", "secret_key": key}}, "prod")
     assert run.error is None, run.error
-    assert not [r for r in run.resources if r.type.startswith("random:") and r.name.startswith(("langflow-secret-key", "langflow-superuser"))]
+    # Still declared (and protected): a generated key may have encrypted data, and going back finds it.
+    assert {r.name for r in run.resources if r.type.startswith("random:") and r.name.startswith(
+        ("langflow-secret-key", "langflow-superuser"))} == {"langflow-secret-key", "langflow-superuser-password"}
     assert secret_value(run.named(SECRET, "langflow-credentials").inputs["stringData"]) == {"LANGFLOW_SECRET_KEY": key, "LANGFLOW_SUPERUSER_PASSWORD": "a-long-password!"}
 
 

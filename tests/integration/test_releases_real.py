@@ -11,6 +11,7 @@ import time
 import pytest
 
 from localcluster.stages import NEVER_READY_REGISTRY
+from releases.database import STOPPED_ANNOTATION
 from tests.integration.pulumi_project import Project
 from tests.integration.test_stacks_real import completed, deployment, flows_config_map, jobs, rolled_out
 
@@ -140,6 +141,7 @@ def test_rollback_restores_image_flows_and_stack_file(toolchain_bin, local_clust
     assert completed(job)
     deploy = deployment(client, namespace)
     assert rolled_out(deploy) and deploy["spec"]["replicas"] == 1 and image_of(client, namespace).endswith(":1.6.5")
+    assert STOPPED_ANNOTATION not in deploy["metadata"]["annotations"]  # nothing for recovery to start again
     project.commit("back on 1.6.5")
 
     # A restore of a scheduled backup: confirmed, with Langflow stopped for it and started again.
@@ -148,6 +150,16 @@ def test_rollback_restores_image_flows_and_stack_file(toolchain_bin, local_clust
     output = ok(project.releases("restore", "--from", "scheduled-20261201T030000Z-scheduled", "--confirm-restore"))
     assert "Langflow stopped" in output and "Langflow started again with 1 pod(s)" in output
     assert len(restore_jobs(client, namespace)) == 2 and deployment(client, namespace)["spec"]["replicas"] == 1
+    assert STOPPED_ANNOTATION not in deployment(client, namespace)["metadata"]["annotations"]
+
+    # A restore killed while Langflow was stopped for it leaves the Deployment at 0 with its mark: the next
+    # command starts Langflow again (a plain `pulumi up` would not: the state still says 1 replica).
+    client.merge_patch(f"/apis/apps/v1/namespaces/{namespace}/deployments/langflow",
+                       {"metadata": {"annotations": {STOPPED_ANNOTATION: "1"}}, "spec": {"replicas": 0}})
+    output = ok(project.releases("up", "--message", "after an interrupted restore"))
+    assert "Recovery: started Langflow again with 1 pod(s)" in output, output[-3000:]
+    deploy = deployment(client, namespace)
+    assert deploy["spec"]["replicas"] == 1 and STOPPED_ANNOTATION not in deploy["metadata"]["annotations"]
 
 
 def test_atomic_release_that_fails_its_rollout_ends_on_the_live_release(toolchain_bin, local_cluster, tmp_path):
@@ -173,7 +185,8 @@ def test_atomic_release_that_fails_its_rollout_ends_on_the_live_release(toolchai
         deadline = time.monotonic() + 60
         while not list(locks.rglob("*.json")) and time.monotonic() < deadline and release.poll() is None:
             time.sleep(0.2)
-        refused(project.releases("rollback"), "another update holds stack dev", "Nothing was changed")
+        refused(project.releases("rollback"), "stack dev is locked by", "running on this host", "pulumi cancel",
+                "Nothing was changed")
         assert project.stack_file().read_text() == v2_stack
         stdout, stderr = release.communicate(timeout=300)
     finally:

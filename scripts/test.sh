@@ -18,4 +18,23 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
   "${sudo[@]}" apt-get update >&2 && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y \
     --no-install-recommends postgresql >&2
 fi
-exec .venv/bin/python -m pytest "$@"
+if [ $# -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+# Every test, in two streams side by side (the machine has two cores): the real-Langflow tests
+# (tests/langflow, CPU-bound starts) in the background, everything else (unit tests, the engine and
+# the local cluster, mostly waiting) in the foreground. Each has its own temporary folder; the
+# background stream's report is printed after the foreground one; the run fails if either failed.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+.venv/bin/python -m pytest -p no:cacheprovider --basetemp="$scratch/langflow" tests/langflow \
+  >"$scratch/langflow.log" 2>&1 &
+langflow_stream=$!
+trap 'kill "$langflow_stream" 2>/dev/null || true; rm -rf "$scratch"' EXIT
+status=0
+.venv/bin/python -m pytest --basetemp="$scratch/rest" --ignore=tests/langflow || status=$?
+wait "$langflow_stream" || status=$((status ? status : $?))
+echo
+echo "===== tests/langflow (run beside the above) ====="
+cat "$scratch/langflow.log"
+exit "$status"

@@ -303,23 +303,29 @@ class StackReleases:
             started = self._stack_database(backups).start_after_interrupted_restore()
             if started:
                 self._recovered(started)
-        operations = pending_operations(self._deployment())
+        deployment = self._deployment()
+        operations = pending_operations(deployment)
         if not operations:
             return
-        self.out(f"An interrupted update left {len(operations)} pending operation(s) in stack {self.name}.")
+        plan = plan_recovery(operations, state_ids(deployment), self._live_metadata)
+        settle = [settle_action(op) for op in operations if op.kind != "creating"]
+        self.out(f"An interrupted update left {len(operations)} pending operation(s) in stack {self.name}. "
+                 "Recovery will:\n" + "\n".join(f"  - {action}" for action in settle + plan.actions()))
         # First a refresh of what the state holds of them: it takes the stack's lock, so a live holder stops
         # recovery here, before anything changed (a stale lock is cleared), and it settles updates and deletes.
         self._refresh(operations, "settle pending updates and deletes", clear_pending_creates=False)
-        for op in operations:
-            if op.kind != "creating":
-                self._recovered(settle_action(op))
-        # Planned again after the lock: what was pending may have been a live update's, which ended meanwhile.
+        for action in settle:
+            self._recovered(action)
+        # Planned again under the lock: what was pending may have been a live update's, which ended meanwhile.
         deployment = self._deployment()
         operations = pending_operations(deployment)
-        plan = plan_recovery(operations, state_ids(deployment), self._live_metadata)
+        replanned = plan_recovery(operations, state_ids(deployment), self._live_metadata)
+        if replanned != plan:
+            plan = replanned
+            self.out("The state changed meanwhile. Recovery will now:\n" +
+                     "\n".join(f"  - {action}" for action in plan.actions()))
         if not plan:
             return
-        self.out("Recovery will:\n" + "\n".join(f"  - {action}" for action in plan.actions()))
         if plan.adopt:
             # A targeted update of just those resources: the provider's server-side apply takes the object over.
             self._run(lambda: self.stack.up(target=[op.urn for op in plan.adopt], on_output=self.out,

@@ -304,3 +304,67 @@ def test_langflow_stays_stopped_while_a_restore_job_still_runs():
     with pytest.raises(ReleaseError, match="restore Job langflow-restore-20261201 still runs"):
         database.start_after_interrupted_restore()
     assert database.apps.replicas == 0 and STOPPED_ANNOTATION in database.apps.annotations
+
+
+class RecordingStack:
+    """The Automation API calls recover() makes, in order; the state it exports, step by step."""
+
+    def __init__(self, deployments: list[dict], refresh_error: Exception | None = None):
+        self.deployments, self.refresh_error, self.calls = deployments, refresh_error, []
+
+    def export_stack(self):
+        return SimpleNamespace(deployment=self.deployments[0] if len(self.deployments) == 1 else self.deployments.pop(0))
+
+    def refresh(self, **kwargs):
+        self.calls.append(("refresh", kwargs["target"], kwargs["clear_pending_creates"]))
+        if self.refresh_error:
+            raise self.refresh_error
+
+    def up(self, **kwargs):
+        self.calls.append(("up", kwargs["target"], kwargs["message"]))
+
+    def cancel(self):
+        self.calls.append(("cancel",))
+
+
+def recovering(tmp_path, monkeypatch, deployments, refresh_error=None):
+    releases = bare_releases(tmp_path, monkeypatch)
+    releases.stack = RecordingStack(deployments, refresh_error)
+    releases._output = lambda name: None
+    live = {"langflow": {}, "langflow-credentials-1a2b": {"annotations": {AUTONAMED: "true"}}}
+    releases._live_metadata = lambda op: live.get(op.kubernetes_object[3])
+    releases._kubernetes_resource = lambda op: SimpleNamespace(
+        delete=lambda name, namespace: releases.stack.calls.append(("delete", namespace, name)))
+    return releases
+
+
+INTERRUPTED = {
+    "resources": [{"urn": STACK, "id": ""}, {"urn": f"{PARENT}$kubernetes:apps/v1:Deployment::langflow",
+                                             "id": "langflow-dev/langflow"}],
+    "pending_operations": [op("creating", "kubernetes:core/v1:Service", "langflow"),
+                           op("creating", "kubernetes:core/v1:Secret", "langflow-credentials-1a2b", resource="creds"),
+                           op("updating", "kubernetes:apps/v1:Deployment", "langflow")]}
+
+
+def test_recovery_takes_the_lock_first_then_adopts_deletes_and_clears(tmp_path, monkeypatch):
+    after_refresh = {**INTERRUPTED, "pending_operations": INTERRUPTED["pending_operations"][:2]}
+    releases = recovering(tmp_path, monkeypatch, [INTERRUPTED, INTERRUPTED, after_refresh, after_refresh])
+    releases.recover()
+    service, deploy = f"{PARENT}$kubernetes:core/v1:Service::langflow", f"{PARENT}$kubernetes:apps/v1:Deployment::langflow"
+    assert releases.stack.calls == [
+        ("refresh", [STACK, deploy], False),  # takes the lock; settles the update in flight
+        ("up", [service], "recovery: adopt what an interrupted update created"),
+        ("delete", "langflow-dev", "langflow-credentials-1a2b"),
+        ("refresh", [STACK], True)]
+    assert [a.split(":")[0] for a in releases.recovered] == [
+        "refresh Deployment langflow langflow-dev/langflow, interrupted while updating",
+        "adopt Service langflow langflow-dev/langflow", "delete Secret creds langflow-dev/langflow-credentials-1a2b"]
+
+
+def test_recovery_under_a_live_lock_changes_nothing(tmp_path, monkeypatch):
+    started = processes.started_at(os.getpid())
+    live_lock = locked_by(os.getpid(), socket.gethostname(), started)
+    releases = recovering(tmp_path, monkeypatch, [INTERRUPTED], refresh_error=live_lock)
+    with pytest.raises(ReleaseError, match="running on this host"):
+        releases.recover()
+    assert [call[0] for call in releases.stack.calls] == ["refresh"] and releases.recovered == []

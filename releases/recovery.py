@@ -197,6 +197,35 @@ def refresh_targets(operations: list[PendingOperation], in_state: dict[str, str]
     return stack + [op.urn for op in operations if op.urn in in_state and op.urn not in stack]
 
 
+# Workloads whose update Pulumi waits on until they have rolled out: an update of one interrupted and then
+# refreshed leaves the state matching the cluster, so the next update sees no change and would not wait.
+ROLLED_OUT_KINDS = {"Deployment", "StatefulSet"}
+
+
+def rollout_status(obj: dict[str, Any]) -> Optional[str]:
+    """None once a Deployment or StatefulSet has rolled out (as `kubectl rollout status` judges it);
+    otherwise what it waits for, starting with "failed:" when it never will."""
+    metadata, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    wanted = spec.get("replicas", 1)
+    if status.get("observedGeneration", 0) < metadata.get("generation", 0):
+        return "the controller to see the new spec"
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+            return f"failed: {condition.get('message') or 'its progress deadline passed'}"
+    updated = status.get("updatedReplicas", 0)
+    if obj.get("kind") == "StatefulSet":
+        if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
+            return f"{updated} of {wanted} pods updated"
+        return None if status.get("readyReplicas", 0) >= wanted else f"{status.get('readyReplicas', 0)} of {wanted} pods ready"
+    if updated < wanted:
+        return f"{updated} of {wanted} pods updated"
+    if status.get("replicas", 0) > updated:
+        return f"{status.get('replicas', 0) - updated} old pod(s) to end"
+    if status.get("availableReplicas", 0) < updated:
+        return f"{status.get('availableReplicas', 0)} of {updated} updated pods available"
+    return None
+
+
 def recovery_summary(actions: list[str]) -> str:
     """The line an update's message gets for what was recovered before it."""
     return "recovered first: " + "; ".join(actions) if actions else ""

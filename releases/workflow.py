@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -24,8 +25,8 @@ from releases.history import (
     normal_config, rollback_target, schema_rollback, table, updates,
 )
 from releases.recovery import (
-    PendingOperation, holder_is_gone, lock_holders, lock_refusal, pending_operations, plan_recovery,
-    recovery_summary, refresh_targets, settle_action, state_ids,
+    ROLLED_OUT_KINDS, PendingOperation, holder_is_gone, lock_holders, lock_refusal, pending_operations,
+    plan_recovery, recovery_summary, refresh_targets, rollout_status, settle_action, state_ids,
 )
 from releases.snapshot import Repository, read_tree, write_tree
 from releases.watch import ApiServerWatch, kubernetes_probe
@@ -35,6 +36,11 @@ from settings.flows import FlowError, flows_digest, load_flow_folder
 from settings.loader import parse_config
 from settings.model import FlowsConfig
 from settings.schemas import schema_head
+
+
+# How long recovery waits for a StatefulSet's rollout that an interrupted update had started (a Deployment
+# has its own deadline, progressDeadlineSeconds, which is rollout.timeout_seconds).
+ROLLOUT_WAIT_SECONDS = 600
 
 
 class ReleaseFailed(Exception):
@@ -316,6 +322,9 @@ class StackReleases:
         self._refresh(operations, "settle pending updates and deletes", clear_pending_creates=False)
         for action in settle:
             self._recovered(action)
+        for op in operations:
+            if op.kind == "updating" and op.kubernetes_object and op.kubernetes_object[1] in ROLLED_OUT_KINDS:
+                self._await_rollout(op)
         # Planned again under the lock: what was pending may have been a live update's, which ended meanwhile.
         deployment = self._deployment()
         operations = pending_operations(deployment)
@@ -337,6 +346,30 @@ class StackReleases:
         self._refresh(operations, "clear pending creates", clear_pending_creates=True)
         for action in plan.actions():
             self._recovered(action)
+
+    def _await_rollout(self, operation: PendingOperation) -> None:
+        """Wait, as the interrupted update would have, until the workload it was updating has rolled out:
+        the refresh made the state match the cluster, so the next update will not wait for it."""
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        _, kind, namespace, name = operation.kubernetes_object
+        resource, started = self._kubernetes_resource(operation), time.monotonic()
+        while True:
+            try:
+                workload = resource.get(name=name, namespace=namespace).to_dict()
+            except NotFoundError:
+                return  # deleted since: nothing rolls out
+            waiting = rollout_status(workload)
+            # A Deployment reports a stuck rollout itself after progressDeadlineSeconds; a StatefulSet does not.
+            deadline = started + (workload["spec"].get("progressDeadlineSeconds") or ROLLOUT_WAIT_SECONDS) + 60
+            if waiting is None:
+                self._recovered(f"{kind} {namespace}/{name} finished the rollout the interrupted update started")
+                return
+            if waiting.startswith("failed:") or time.monotonic() > deadline:
+                raise ReleaseFailed(f"the interrupted update's rollout of {kind} {namespace}/{name} did not complete "
+                                    f"({waiting.removeprefix('failed: ')}): fix the cause (`kubectl -n {namespace} "
+                                    f"describe {kind.lower()} {name}`) and release again, or `make rollback`.")
+            time.sleep(2)
 
     def _deployment(self) -> dict[str, Any]:
         return self.stack.export_stack().deployment or {}

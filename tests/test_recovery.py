@@ -25,7 +25,7 @@ from releases.database import STOPPED_ANNOTATION, StackDatabase
 from releases.history import ReleaseError
 from releases.recovery import (
     AUTONAMED, LockHolder, PendingOperation, RecoveryPlan, holder_is_gone, lock_holders, lock_refusal,
-    pending_operations, plan_recovery, recovery_summary, refresh_targets, settle_action, state_ids,
+    pending_operations, plan_recovery, recovery_summary, refresh_targets, rollout_status, settle_action, state_ids,
 )
 from releases.watch import ApiServerWatch
 from releases.workflow import ReleaseFailed, StackReleases
@@ -334,7 +334,8 @@ def recovering(tmp_path, monkeypatch, deployments, refresh_error=None):
     live = {"langflow": {}, "langflow-credentials-1a2b": {"annotations": {AUTONAMED: "true"}}}
     releases._live_metadata = lambda op: live.get(op.kubernetes_object[3])
     releases._kubernetes_resource = lambda op: SimpleNamespace(
-        delete=lambda name, namespace: releases.stack.calls.append(("delete", namespace, name)))
+        delete=lambda name, namespace: releases.stack.calls.append(("delete", namespace, name)),
+        get=lambda name, namespace: SimpleNamespace(to_dict=deployment))
     return releases
 
 
@@ -358,6 +359,7 @@ def test_recovery_takes_the_lock_first_then_adopts_deletes_and_clears(tmp_path, 
         ("refresh", [STACK], True)]
     assert [a.split(":")[0] for a in releases.recovered] == [
         "refresh Deployment langflow langflow-dev/langflow, interrupted while updating",
+        "Deployment langflow-dev/langflow finished the rollout the interrupted update started",
         "adopt Service langflow langflow-dev/langflow", "delete Secret creds langflow-dev/langflow-credentials-1a2b"]
 
 
@@ -368,3 +370,39 @@ def test_recovery_under_a_live_lock_changes_nothing(tmp_path, monkeypatch):
     with pytest.raises(ReleaseError, match="running on this host"):
         releases.recover()
     assert [call[0] for call in releases.stack.calls] == ["refresh"] and releases.recovered == []
+
+
+def deployment(generation=2, observed=2, replicas=2, updated=2, total=2, available=2, conditions=()):
+    return {"kind": "Deployment", "metadata": {"generation": generation}, "spec": {"replicas": replicas},
+            "status": {"observedGeneration": observed, "updatedReplicas": updated, "replicas": total,
+                       "availableReplicas": available, "conditions": list(conditions)}}
+
+
+@pytest.mark.parametrize("workload, waiting", [
+    (deployment(), None),
+    (deployment(observed=1), "the controller to see the new spec"),
+    (deployment(updated=1), "1 of 2 pods updated"),
+    (deployment(total=3), "1 old pod(s) to end"),
+    (deployment(available=1), "1 of 2 updated pods available"),
+    (deployment(updated=1, conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded",
+                                        "message": "ReplicaSet langflow-1 has timed out progressing."}]),
+     "failed: ReplicaSet langflow-1 has timed out progressing."),
+    ({"kind": "StatefulSet", "metadata": {"generation": 1}, "spec": {"replicas": 1},
+      "status": {"observedGeneration": 1, "readyReplicas": 1, "currentRevision": "a", "updateRevision": "a"}}, None),
+    ({"kind": "StatefulSet", "metadata": {"generation": 2}, "spec": {"replicas": 1},
+      "status": {"observedGeneration": 2, "readyReplicas": 1, "updatedReplicas": 0, "currentRevision": "a",
+                 "updateRevision": "b"}}, "0 of 1 pods updated"),
+])
+def test_a_rollout_is_done_as_kubectl_rollout_status_judges_it(workload, waiting):
+    assert rollout_status(workload) == waiting
+
+
+def test_a_rollout_the_interrupted_update_left_stuck_fails_the_command(tmp_path, monkeypatch):
+    stuck = deployment(updated=1, conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}])
+    releases = recovering(tmp_path, monkeypatch, [INTERRUPTED])
+    releases._kubernetes_resource = lambda op: SimpleNamespace(get=lambda name, namespace: SimpleNamespace(
+        to_dict=lambda: stuck))
+    updating = pending_operations(INTERRUPTED)[2]
+    with pytest.raises(ReleaseFailed, match=r"rollout of Deployment langflow-dev/langflow did not complete "
+                                            r"\(its progress deadline passed\).*make rollback"):
+        releases._await_rollout(updating)

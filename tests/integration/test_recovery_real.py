@@ -165,6 +165,7 @@ def test_an_interrupted_update_is_settled_by_the_next_command(toolchain_bin, loc
     orphans = run.kill_when(lambda: any(k == "updating" and "Deployment" in u for k, u in pending(project)))
     output = ok(Run(project, "up"))
     assert "refresh Deployment langflow" in output and "interrupted while updating" in output, output[-4000:]
+    assert "Deployment langflow-dev/langflow finished the rollout the interrupted update started" in output
     assert_settled(project, client, orphans)
     deploy = client.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/langflow")
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "langflowai/langflow:1.6.5"

@@ -73,7 +73,7 @@ preview: venv
 	bash scripts/pulumi.sh $(STACK) preview --diff
 
 destroy: venv
-	# Protected resources (the data volume and its namespace) stay; see README, day-2 operations.
+	# Protected resources (the data volume, its namespace, generated secrets) stay; see README, day-2 operations.
 	$(RELEASES) destroy --stack $(STACK)
 
 recover: venv

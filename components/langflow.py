@@ -43,8 +43,7 @@ class LangflowApp(pulumi.ComponentResource):
         config = settings.config
         child = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 
-        # Generated credentials open the data (the secret key decrypts stored variables): they outlive a
-        # destroy, an interrupted update and a mistake as the data volume does.
+        # Generated credentials open the data (the secret key decrypts stored variables): protected as it is.
         keep = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=config.storage.protect))
         self.secret_key = self._secret_key(resource_name, config, keep)
         self.superuser_password = self._superuser_password(resource_name, config, keep)

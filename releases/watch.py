@@ -1,7 +1,7 @@
 """A bound on how long an update waits for a Kubernetes API server that does not answer.
 
 The Kubernetes provider keeps waiting for a rollout while the API server is down, up to the
-rollout deadline (measured: an image update outlived a 10-minute outage). `ApiServerWatch`
+rollout deadline (600 s by default; measured: an image update still waited minutes into an outage). `ApiServerWatch`
 probes the API server beside the update; when it has not answered for `limit` seconds, it
 interrupts the Pulumi CLI as Ctrl-C does (SIGINT: the engine cancels and exits in seconds),
 and the update fails with a message that says so. What the interrupted update leaves is

@@ -30,16 +30,13 @@ class RestoreFailed(Exception):
 class StackDatabase:
     """The database of one deployed stack, through the objects in its `backups` output."""
 
-    def __init__(self, backups: dict[str, Any], kubeconfig: Optional[str], context: Optional[str],
-                 out: Callable[[str], None] = print, timeout: float = 900):
+    def __init__(self, backups: dict[str, Any], api, out: Callable[[str], None] = print, timeout: float = 900):
+        """`api`: the official client's ApiClient for the stack's cluster (settings.cluster.api_client)."""
         from kubernetes import client
-
-        from settings.cluster import api_client
 
         self.backups, self.out, self.timeout = backups, out, timeout
         self.replicas: Optional[int] = None  # what Langflow had before it was stopped
         self.namespace, self.deployment = backups["namespace"], backups["deployment"]
-        api = api_client(kubeconfig, context)
         self.apps, self.batch, self.core, self.api = client.AppsV1Api(api), client.BatchV1Api(api), \
             client.CoreV1Api(api), api
 

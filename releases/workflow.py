@@ -235,9 +235,7 @@ class StackReleases:
         self.out(f"Restored {source}; Langflow started again with {database.replicas} pod(s).")
 
     def _stack_database(self, backups: dict[str, Any]) -> StackDatabase:
-        config = self._config()
-        return StackDatabase(backups, config.get("kubernetes:kubeconfig", (None, False))[0],
-                             config.get("kubernetes:context", (None, False))[0], out=self.out)
+        return StackDatabase(backups, self._kubernetes_client(), out=self.out)
 
     def _output(self, name: str) -> Any:
         found = self.stack.outputs().get(name)
@@ -291,6 +289,7 @@ class StackReleases:
             return lambda: True  # no kubeconfig to probe with: the update reports that itself
 
     def _kubernetes_client(self):
+        """The official client for the cluster the stack's provider deploys to (its kubeconfig and context)."""
         if self._kubernetes is None:
             config = self._config()
             self._kubernetes = api_client(config.get("kubernetes:kubeconfig", (None, False))[0],

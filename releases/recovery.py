@@ -125,6 +125,12 @@ def pending_operations(deployment: dict[str, Any]) -> list[PendingOperation]:
             for op in deployment.get("pending_operations") or []]
 
 
+def stack_outputs(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The stack's outputs as an exported deployment holds them (secret ones stay encrypted there)."""
+    return next((r.get("outputs") or {} for r in deployment.get("resources") or []
+                 if r.get("type") == "pulumi:pulumi:Stack"), {})
+
+
 def state_ids(deployment: dict[str, Any]) -> dict[str, str]:
     """URN -> id of every resource in an exported deployment."""
     return {r["urn"]: r.get("id", "") for r in deployment.get("resources") or []}

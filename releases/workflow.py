@@ -26,7 +26,7 @@ from releases.history import (
 )
 from releases.recovery import (
     ROLLED_OUT_KINDS, PendingOperation, holder_is_gone, lock_holders, lock_refusal, pending_operations,
-    plan_recovery, recovery_summary, refresh_targets, rollout_status, settle_action, state_ids,
+    plan_recovery, recovery_summary, refresh_targets, rollout_status, settle_action, stack_outputs, state_ids,
 )
 from releases.snapshot import Repository, read_tree, write_tree
 from releases.watch import ApiServerWatch, kubernetes_probe
@@ -303,12 +303,12 @@ class StackReleases:
         lock, pending operations. What will be done is printed before it is done."""
         for action in self._end_orphans():
             self._recovered(action)
-        backups = self._output("backups")
+        deployment = self._deployment()
+        backups = stack_outputs(deployment).get("backups")
         if backups and backups.get("restore_template"):
             started = self._stack_database(backups).start_after_interrupted_restore()
             if started:
                 self._recovered(started)
-        deployment = self._deployment()
         operations = pending_operations(deployment)
         if not operations:
             return

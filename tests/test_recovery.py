@@ -24,8 +24,9 @@ from releases import history, processes
 from releases.database import STOPPED_ANNOTATION, StackDatabase
 from releases.history import ReleaseError
 from releases.recovery import (
-    AUTONAMED, LockHolder, PendingOperation, RecoveryPlan, holder_is_gone, lock_holders, lock_refusal,
-    pending_operations, plan_recovery, recovery_summary, refresh_targets, rollout_status, settle_action, state_ids,
+    AUTONAMED, LockHolder, RecoveryPlan, holder_is_gone, lock_holders, lock_refusal,
+    pending_operations, plan_recovery, recovery_summary, refresh_targets, rollout_status, settle_action,
+    stack_outputs, state_ids,
 )
 from releases.watch import ApiServerWatch
 from releases.workflow import ReleaseFailed, StackReleases
@@ -182,8 +183,11 @@ def test_recovery_updates_are_no_releases():
     assert recovery_summary(["a", "b"]) == "recovered first: a; b" and recovery_summary([]) == ""
 
 
-def test_state_ids():
+def test_state_ids_and_stack_outputs():
     assert state_ids({"resources": [{"urn": "u", "id": "ns/n"}, {"urn": "s"}]}) == {"u": "ns/n", "s": ""}
+    deployment = {"resources": [{"urn": STACK, "type": "pulumi:pulumi:Stack", "outputs": {"backups": {"engine": "x"}}},
+                                {"urn": "u", "type": "kubernetes:core/v1:Service", "outputs": {"spec": {}}}]}
+    assert stack_outputs(deployment) == {"backups": {"engine": "x"}} and stack_outputs({}) == {}
 
 
 def test_the_watch_stops_an_update_once_the_api_server_was_silent_too_long():
@@ -330,7 +334,6 @@ class RecordingStack:
 def recovering(tmp_path, monkeypatch, deployments, refresh_error=None):
     releases = bare_releases(tmp_path, monkeypatch)
     releases.stack = RecordingStack(deployments, refresh_error)
-    releases._output = lambda name: None
     live = {"langflow": {}, "langflow-credentials-1a2b": {"annotations": {AUTONAMED: "true"}}}
     releases._live_metadata = lambda op: live.get(op.kubernetes_object[3])
     releases._kubernetes_resource = lambda op: SimpleNamespace(

@@ -23,6 +23,16 @@ from releases.workflow import ReleaseFailed, StackReleases
 PROJECT = Path(__file__).resolve().parent.parent
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0 (API_OUTAGE=, e.g. 60)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m releases", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["list", "up", "rollback", "restore", "destroy", "recover"])
@@ -34,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="source", help="restore: the backup's name, or latest")
     parser.add_argument("--confirm-restore", action="store_true",
                         help="rollback, up --atomic, restore: overwrite the database with a backup where needed")
-    parser.add_argument("--api-outage-seconds", type=float, default=60,
+    parser.add_argument("--api-outage-seconds", type=_seconds, default=60,
                         help="stop an update when the Kubernetes API server has not answered for this long")
     args = parser.parse_args(argv)
     try:

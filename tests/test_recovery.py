@@ -409,3 +409,13 @@ def test_a_rollout_the_interrupted_update_left_stuck_fails_the_command(tmp_path,
     with pytest.raises(ReleaseFailed, match=r"rollout of Deployment langflow-dev/langflow did not complete "
                                             r"\(its progress deadline passed\).*make rollback"):
         releases._await_rollout(updating)
+
+
+@pytest.mark.parametrize("bound", ["0", "-5", "soon", "nan"])
+def test_a_bad_api_outage_bound_is_refused_naming_the_option(bound, capsys):
+    from releases.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["up", "--stack", "dev", "--api-outage-seconds", bound])
+    assert exit_.value.code == 2
+    assert f"--api-outage-seconds: {bound!r} is not a number of seconds above 0" in capsys.readouterr().err

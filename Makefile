@@ -69,8 +69,9 @@ rollback: venv
 restore: venv
 	$(RELEASES) restore --stack $(STACK) --from "$(FROM)" $(CONFIRMED)
 
+# With the policy pack (policy/): a mandatory policy broken fails the preview; advisory ones warn.
 preview: venv
-	bash scripts/pulumi.sh $(STACK) preview --diff
+	bash scripts/pulumi.sh $(STACK) preview --diff --policy-pack policy
 
 destroy: venv
 	# Protected resources (the data volume, its namespace, generated secrets) stay; see README, day-2 operations.

@@ -14,6 +14,8 @@ from components.edge.ingress import LangflowIngress
 from components.edge.oauth2_proxy import OAuth2Proxy
 from components.langflow import LangflowApp
 from components.namespace import LangflowNamespace
+from components.network_policies.component import NetworkPolicies
+from components.network_policies.spec import stack_pods
 from settings import ConfigError, load_settings, project_values
 from settings.backups import backup_engine
 from settings.cluster import KubeconfigCluster
@@ -45,6 +47,13 @@ namespace = LangflowNamespace(
     protect=(config.storage.enabled and config.storage.protect)
     or (backup_engine(config.backups, config.database) is not None and config.backups.volume.protect),
 )
+# Every workload waits for its NetworkPolicies: no pod of the stack ever runs outside them.
+guarded = [namespace]
+if config.network_policies.enabled:
+    guarded.append(NetworkPolicies(
+        f"{config.name}-network-policies", config.network_policies, stack_pods(config), app=config.name,
+        namespace=config.namespace, labels=spec.common_labels(config), annotations=config.annotations,
+        depends_on=[namespace]))
 database = None
 if config.database.type == "postgresql":
     database = PostgresDatabase(
@@ -55,7 +64,7 @@ if config.database.type == "postgresql":
         labels=config.labels,
         annotations=config.annotations,
         registry=config.image.registry,
-        depends_on=[namespace],
+        depends_on=guarded,
     )
 database_link = spec.DatabaseLink(database.url_secret, database.url_digest, database.ca_secret) if database else None
 database_ready = list(database.ready) if database else []
@@ -66,15 +75,15 @@ if backup_engine_name is not None:
         f"{config.name}-backups",
         config.backups,
         backup_subject(config, backup_engine_name, database_link),
-        depends_on=[namespace, *database_ready],
+        depends_on=[*guarded, *database_ready],
     )
 langflow = LangflowApp(
     config.name,
     settings,
     namespace=namespace,
     database=database_link,
-    # A new Langflow version migrates the database: only after the snapshot of it is complete.
-    database_ready=database_ready + (backups.ready if backups else []),
+    # Under its NetworkPolicies, and a new Langflow version migrates the database only after the snapshot of it.
+    database_ready=guarded[1:] + database_ready + (backups.ready if backups else []),
 )
 images = {"langflow": langflow.image}
 if database is not None and database.image:
@@ -88,7 +97,7 @@ if config.sso.enabled:
     oauth2_proxy = OAuth2Proxy(
         f"{config.name}-oauth2-proxy", config.sso, config.ingress,
         app=config.name, namespace=config.namespace, upstream=f"{spec.base_url(config)}/",
-        labels=config.labels, annotations=config.annotations, registry=config.image.registry, depends_on=[namespace])
+        labels=config.labels, annotations=config.annotations, registry=config.image.registry, depends_on=guarded)
     DexClient(f"{config.name}-dex-client", config.sso, config.ingress, client_secret=oauth2_proxy.client_secret)
     front, edge_deps = oauth2_proxy.service, edge_deps + oauth2_proxy.ready
     images["oauth2_proxy"] = oauth2_proxy.image

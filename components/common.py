@@ -23,3 +23,8 @@ def object_metadata(namespace: str, labels: dict[str, str], annotations: dict[st
         out["annotations"] = annotations
     out.update(extra)
     return out
+
+
+def disruption_budget(metadata: dict[str, Any], selector: dict[str, str]) -> dict[str, Any]:
+    """A PodDisruptionBudget for a workload of several replicas: node drains take one pod at a time."""
+    return {"metadata": metadata, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(selector)}}}

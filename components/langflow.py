@@ -102,6 +102,8 @@ class LangflowApp(pulumi.ComponentResource):
         service = k8s.core.v1.Service(
             resource_name, **spec.service_manifest(config), opts=child,
         )
+        if spec.pdb_needed(config):
+            k8s.policy.v1.PodDisruptionBudget(resource_name, **spec.pdb_manifest(config), opts=child)
         client_config_map = k8s.core.v1.ConfigMap(
             f"{resource_name}-client",
             **spec.client_config_map_manifest(config, settings.default_flow),

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from components.common import DATABASE_URL_DIGEST_ANNOTATION, IMAGE_ANNOTATION, object_metadata  # noqa: F401
+from components.common import DATABASE_URL_DIGEST_ANNOTATION, IMAGE_ANNOTATION, disruption_budget, object_metadata  # noqa: F401
 from components.edge.spec import cors_origins
 from settings.cluster import STACK_ANNOTATION
 from settings.kube import safe_label_value
@@ -68,6 +68,11 @@ def api_key_secret_name(config: LangflowStackConfig) -> str:
 def selector_labels(config: LangflowStackConfig) -> dict[str, str]:
     # Immutable on a Deployment: only labels that never change.
     return {"app.kubernetes.io/name": "langflow", "app.kubernetes.io/instance": config.name}
+
+
+def init_selector_labels(config: LangflowStackConfig) -> dict[str, str]:
+    """The start-up Job's pods: never Langflow's selector labels, so no Service sends them traffic."""
+    return {"app.kubernetes.io/name": "langflow-init", "app.kubernetes.io/instance": config.name}
 
 
 def common_labels(config: LangflowStackConfig) -> dict[str, str]:
@@ -390,7 +395,7 @@ def init_job_manifest(config: LangflowStackConfig, **template: Any) -> dict[str,
     container["command"] = ["/bin/sh", "-c", INIT_SCRIPT]
     pod["spec"]["restartPolicy"] = "Never"
     # Not Langflow's selector labels: the Service must never send traffic to this short-lived server.
-    pod["metadata"]["labels"] = {**pod["metadata"]["labels"], "app.kubernetes.io/name": "langflow-init",
+    pod["metadata"]["labels"] = {**pod["metadata"]["labels"], **init_selector_labels(config),
                                  "app.kubernetes.io/component": "init"}
     return {
         "metadata": metadata(config, image=config.image.reference()),
@@ -415,6 +420,14 @@ def service_manifest(config: LangflowStackConfig) -> dict[str, Any]:
             "ports": [{"name": "http", "port": config.service.port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
+
+
+def pdb_needed(config: LangflowStackConfig) -> bool:
+    return config.replicas > 1
+
+
+def pdb_manifest(config: LangflowStackConfig) -> dict[str, Any]:
+    return disruption_budget(metadata(config, config.name), selector_labels(config))
 
 
 def base_url(config: LangflowStackConfig) -> str:

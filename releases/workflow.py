@@ -178,7 +178,8 @@ class StackReleases:
             record = self.record(settings, repository)
             self.out(f"{what.capitalize()} from release {live.number} to {target.number}: image {record.image}, "
                      f"flows {record.flows[:12]}. Preview:")
-            self._run(lambda: self.stack.preview(diff=True, on_output=self.out, color="never"))
+            self._run(lambda: self.stack.preview(diff=True, on_output=self.out, color="never",
+                                                 policy_packs=self._policy_packs()))
             if database is not None:
                 self._restore_database(database, change)
             self._up(f"{what} from release {live.number} to {target.number}", record)
@@ -244,7 +245,13 @@ class StackReleases:
     def _up(self, summary: str, record: ReleaseRecord) -> None:
         # The message is composed when the update starts: a stale lock cleared on the way is named too.
         self._run(lambda: self.stack.up(message=compose_message(_with_recovery(summary, self.recovered), record),
-                                        on_output=self.out, color="never"))
+                                        on_output=self.out, color="never", policy_packs=self._policy_packs()))
+
+    def _policy_packs(self) -> list[str]:
+        """The project's policy pack (policy/), run by every release and rollback. The Automation API's up skips
+        its preview: the engine refuses a resource that breaks a mandatory policy when it reaches it (what came
+        before it in the update is applied), and judges the stack policies once every resource is applied."""
+        return [str(self.project_dir / "policy")]
 
     def destroy(self) -> None:
         """`make destroy`: every resource but the protected ones (the data volume, its namespace)."""

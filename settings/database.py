@@ -40,6 +40,14 @@ def postgres_major(tag: str) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
+def is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
 class PostgresImage(PinnedImage):
     repository: str = Field("postgres", description="The official PostgreSQL image (honours image.registry).")
     tag: str = Field(
@@ -163,11 +171,8 @@ class ExternalConfig(StrictModel):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
+        if is_ip_address(value):
             return value
-        except ValueError:
-            pass
         if not kube.DNS_SUBDOMAIN.match(value) or len(value) > 253:
             raise ValueError(f"{value!r} is not a host name or IP address; write e.g. db.example.com (no scheme, no port)")
         return value

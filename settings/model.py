@@ -32,6 +32,7 @@ from settings.base import (  # noqa: F401 - re-exported: the config model's voca
 from settings.backups import BackupsConfig
 from settings.database import DatabaseConfig
 from settings.edge import IngressConfig, SSOConfig
+from settings.network import NetworkPoliciesConfig
 from settings.managed import MANAGED_PATHS, STARTUP_BUDGET_SECONDS
 
 LANGFLOW_DEFAULT_TAG = "1.6.4"
@@ -413,6 +414,9 @@ class LangflowStackConfig(StrictModel):
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="How releases roll out.")
     ingress: IngressConfig = Field(default_factory=IngressConfig, description="The Ingress, with TLS.")
     sso: SSOConfig = Field(default_factory=SSOConfig, description="Single sign-on: oauth2-proxy and Dex.")
+    network_policies: NetworkPoliciesConfig = Field(
+        default_factory=NetworkPoliciesConfig, description="Who may reach each pod, and where pods may connect."
+    )
     storage: StorageConfig = Field(default_factory=StorageConfig, description="The data volume.")
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="Where Langflow keeps its state.")
     backups: BackupsConfig = Field(

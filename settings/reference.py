@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any, Iterator
 
+from pydantic_core import to_jsonable_python
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
@@ -87,7 +88,8 @@ def _shown(value: Any) -> str:
         return "unset"
     if isinstance(value, BaseModel):
         return "see below"
-    return f"`{json.dumps(value)}`"
+    # Lists of models (network_policies.egress.llm_apis) as the stack file writes them.
+    return f"`{json.dumps(to_jsonable_python(value))}`"
 
 
 def leaves(model: type[BaseModel] = LangflowStackConfig, prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from settings import kube
 from settings.backups import backup_engine
+from settings.network import network_warnings
 from settings.managed import MANAGED_PATHS, MANAGED_VOLUMES, STARTUP_BUDGET_SECONDS, managed_env_source
 from settings.model import LangflowStackConfig, version_before
 
@@ -443,4 +444,5 @@ def warnings(config: LangflowStackConfig) -> list[str]:
                    "and there are no scheduled backups: " + (
                        "set database.postgresql.cloudnative_pg.volume_snapshot_class" if cloudnative
                        else "set backups.enabled: true"))
+    out += network_warnings(config.network_policies, config.sso, config.database)
     return out

@@ -7,6 +7,7 @@ import base64
 import pytest
 
 from components.edge import spec
+from policy.rules import selector_matches
 from settings.loader import parse_config
 from tests.program import run_program, stack_values
 from tests.test_config import assert_refused
@@ -169,7 +170,9 @@ def test_oauth2_proxy_is_configured_for_the_platform():
     assert pod["securityContext"]["runAsNonRoot"] is True and container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     service = run.named("kubernetes:core/v1:Service", "langflow-oauth2-proxy").inputs
     assert service["metadata"]["name"] == "langflow-oauth2-proxy"  # as the chart named it
-    assert run.one("kubernetes:policy/v1:PodDisruptionBudget").inputs["spec"]["minAvailable"] == 1
+    budget = run.named("kubernetes:policy/v1:PodDisruptionBudget", "langflow-oauth2-proxy").inputs["spec"]
+    pods = run.named(DEPLOYMENT, "langflow-oauth2-proxy").inputs["spec"]["template"]["metadata"]["labels"]
+    assert budget["maxUnavailable"] == 1 and selector_matches(budget["selector"], pods) is True
 
 
 def test_langflow_stays_private_and_allows_only_the_ingress_origins():

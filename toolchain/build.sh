@@ -14,7 +14,8 @@
 #     pulumi-resource-kubernetes-<pin>/   pulumi-resource-kubernetes
 #     pulumi-resource-random-<pin>/       pulumi-resource-random (+ pulumi-tfgen-random, schema.json)
 #     dex-<version>/, oauth2-proxy-<version>/   the sign-in test's real programs (versions.env)
-#     bin-<hash of all of the above>/     links to the seven programs (+ what toolchain/kube.sh adds)
+#     actionlint-<version>/               the GitHub Actions workflow linter (versions.env)
+#     bin-<hash of all of the above>/     links to the eight programs (+ what toolchain/kube.sh adds)
 # Each entry is built in a temporary directory and renamed into place only when
 # complete, so an interrupted build never leaves a half-made entry.
 #
@@ -41,7 +42,7 @@ MODE=build
 case "${1:-}" in
   "") ;;
   --check) MODE=check ;;
-  -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+  -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
   *) die "unknown argument '$1' (usage: bash toolchain/build.sh [--check])" ;;
 esac
 
@@ -110,6 +111,7 @@ TF_RANDOM_MOD=github.com/terraform-providers/terraform-provider-random
 VERSION_PKG=github.com/pulumi/pulumi/sdk/v3/go/common/version
 DEX_MOD=github.com/dexidp/dex
 OAUTH2_PROXY_MOD=github.com/oauth2-proxy/oauth2-proxy/v7
+ACTIONLINT_MOD=github.com/rhysd/actionlint
 
 log "pins: pulumi==$PULUMI_PIN pulumi-kubernetes==$KUBERNETES_PIN pulumi-random==$RANDOM_PIN"
 
@@ -278,6 +280,7 @@ K8S_ENTRY="$CACHE/pulumi-resource-kubernetes-$KUBERNETES_PIN"
 RANDOM_ENTRY="$CACHE/pulumi-resource-random-$RANDOM_PIN"
 DEX_ENTRY="$CACHE/dex-$DEX_LABEL"
 OAUTH2_PROXY_ENTRY="$CACHE/oauth2-proxy-$OAUTH2_PROXY_VERSION"
+ACTIONLINT_ENTRY="$CACHE/actionlint-$ACTIONLINT_VERSION"
 
 # Recipe hashes (inputs of each entry, including its lock). Recomputed after a
 # build because building may write the lock.
@@ -295,7 +298,8 @@ hash_random() {
 }
 hash_dex() { DEX_HASH=$(recipe_hash "dex-$DEX_LABEL" "$DEX_MOD@$DEX_VERSION" "$DEX_MOD/api/v2@$DEX_API_VERSION"); }
 hash_oauth2_proxy() { OAUTH2_PROXY_HASH=$(recipe_hash "oauth2-proxy-$OAUTH2_PROXY_VERSION" "$OAUTH2_PROXY_MOD@$OAUTH2_PROXY_VERSION"); }
-hash_pulumi; hash_langhost; hash_kubernetes; hash_random; hash_dex; hash_oauth2_proxy
+hash_actionlint() { ACTIONLINT_HASH=$(recipe_hash "actionlint-$ACTIONLINT_VERSION" "$ACTIONLINT_MOD@$ACTIONLINT_VERSION"); }
+hash_pulumi; hash_langhost; hash_kubernetes; hash_random; hash_dex; hash_oauth2_proxy; hash_actionlint
 
 build_pulumi() {
   local w stage v; workdir w pulumi; workdir stage pulumi-stage
@@ -454,8 +458,8 @@ EOF
 }
 
 # build_program <tool> <binary> <module@version...> -- <main package> <ldflags>: a program built from
-# a wrapper module that requires the given modules (the sign-in test's Dex and oauth2-proxy), into the
-# stage directory PROGRAM_STAGE.
+# a wrapper module that requires the given modules (the sign-in test's Dex and oauth2-proxy, actionlint),
+# into the stage directory PROGRAM_STAGE.
 build_program() {
   local tool=$1 binary=$2 w m; shift 2
   local requires=()
@@ -486,6 +490,19 @@ build_oauth2_proxy() {
     "-X $OAUTH2_PROXY_MOD/pkg/version.VERSION=$OAUTH2_PROXY_VERSION"
   hash_oauth2_proxy
   install_entry "$PROGRAM_STAGE" "$OAUTH2_PROXY_ENTRY" "$OAUTH2_PROXY_HASH" "oauth2-proxy: $OAUTH2_PROXY_MOD@$OAUTH2_PROXY_VERSION"
+  CURRENT=""
+}
+
+build_actionlint() {
+  local v
+  # Built as a dependency, actionlint's own build info names our wrapper module: set its version.
+  build_program "actionlint-$ACTIONLINT_VERSION" actionlint \
+    "$ACTIONLINT_MOD@$ACTIONLINT_VERSION" -- "$ACTIONLINT_MOD/cmd/actionlint" \
+    "-X $ACTIONLINT_MOD.version=$ACTIONLINT_VERSION"
+  v=$("$PROGRAM_STAGE/actionlint" -version | sed -n 1p)
+  [[ "$v" == "$ACTIONLINT_VERSION" ]] || die "built actionlint reports '$v', expected $ACTIONLINT_VERSION"
+  hash_actionlint
+  install_entry "$PROGRAM_STAGE" "$ACTIONLINT_ENTRY" "$ACTIONLINT_HASH" "actionlint: $ACTIONLINT_MOD/cmd/actionlint@$ACTIONLINT_VERSION"
   CURRENT=""
 }
 
@@ -520,10 +537,12 @@ entry_ok "$K8S_ENTRY" "$K8S_HASH" pulumi-resource-kubernetes || need+=(kubernete
 entry_ok "$RANDOM_ENTRY" "$RANDOM_HASH" pulumi-resource-random || need+=(random)
 entry_ok "$DEX_ENTRY" "$DEX_HASH" dex || need+=(dex)
 entry_ok "$OAUTH2_PROXY_ENTRY" "$OAUTH2_PROXY_HASH" oauth2-proxy || need+=(oauth2_proxy)
+entry_ok "$ACTIONLINT_ENTRY" "$ACTIONLINT_HASH" actionlint || need+=(actionlint)
 
 bin_hash() {
   printf '%s\n' "pulumi=${PATH_PULUMI:-$PULUMI_HASH}" "langhost=${PATH_LANGHOST:-$LANGHOST_HASH}" \
-    "kubernetes=$K8S_HASH" "random=$RANDOM_HASH" "dex=$DEX_HASH" "oauth2-proxy=$OAUTH2_PROXY_HASH" | sha | cut -c1-12
+    "kubernetes=$K8S_HASH" "random=$RANDOM_HASH" "dex=$DEX_HASH" "oauth2-proxy=$OAUTH2_PROXY_HASH" \
+    "actionlint=$ACTIONLINT_HASH" | sha | cut -c1-12
 }
 
 declare -A LINKS
@@ -536,6 +555,7 @@ set_links() {
     [pulumi-resource-random]="$RANDOM_ENTRY/pulumi-resource-random"
     [dex]="$DEX_ENTRY/dex"
     [oauth2-proxy]="$OAUTH2_PROXY_ENTRY/oauth2-proxy"
+    [actionlint]="$ACTIONLINT_ENTRY/actionlint"
   )
 }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -70,8 +71,19 @@ def venv_path(version: str) -> Path:
 
 
 def ensure_langflow(version: str, log=print) -> Path:
-    """The virtualenv of Langflow `version`, installed from its lock unless it already is."""
+    """The virtualenv of Langflow `version`, installed from its lock unless it already is.
+
+    One process at a time per virtualenv (the test streams run side by side): a second caller waits
+    for the first to finish, then finds it installed, instead of throwing away a half-built one that
+    is still being written."""
     target = venv_path(version)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_installed(version, target, log)
+
+
+def _ensure_installed(version: str, target: Path, log) -> Path:
     marker = target / ".installed.json"
     if marker.exists():
         record = json.loads(marker.read_text())
@@ -81,7 +93,6 @@ def ensure_langflow(version: str, log=print) -> Path:
         return target
     # A half-built one (an interrupted install) is thrown away: scripts hold absolute paths, so no staging.
     shutil.rmtree(target, ignore_errors=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
     log(f"installing Langflow {version} from {lock_file(version).relative_to(LOCKS.parent.parent)} into {target}")
     started = time.monotonic()
     steps = [

@@ -139,9 +139,14 @@ def claim_manifest(config: BackupsConfig, subject: BackupSubject) -> dict[str, A
     return {"metadata": _metadata(subject, backups_claim_name(subject.app)), "spec": spec}
 
 
+def pod_selector_labels(app: str) -> dict[str, str]:
+    """Every backup and restore pod. Never Langflow's selector labels: its Service must not route to these
+    pods, nor a rollout count them."""
+    return {"app.kubernetes.io/name": "langflow-backups", "app.kubernetes.io/instance": app}
+
+
 def _labels(subject: BackupSubject, component: str) -> dict[str, str]:
-    # Never Langflow's selector labels: its Service must not route to these pods, nor a rollout count them.
-    return {**subject.labels, "app.kubernetes.io/name": "langflow-backups", "app.kubernetes.io/component": component}
+    return {**subject.labels, **pod_selector_labels(subject.app), "app.kubernetes.io/component": component}
 
 
 def _metadata(subject: BackupSubject, name: Optional[str] = None, **extra: Any) -> dict[str, Any]:

@@ -65,6 +65,10 @@ def selector_labels(app: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": server_name(app)}
 
 
+def bootstrap_selector_labels(app: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "postgresql-bootstrap", "app.kubernetes.io/instance": server_name(app)}
+
+
 def metadata(app: str, namespace: str, base_labels: dict[str, str], annotations: dict[str, str],
              name: Optional[str] = None, **extra: Any) -> dict[str, Any]:
     return object_metadata(namespace, labels(app, base_labels), annotations, name, **extra)
@@ -96,7 +100,7 @@ def server_address(app: str, namespace: str, config: PostgresConfig) -> tuple[st
 
 
 def sslmode(config: PostgresConfig) -> str:
-    # In-cluster traffic stays in the namespace (the NetworkPolicy issue closes it further).
+    # In-cluster traffic stays in the namespace, where NetworkPolicies let only Langflow and its Jobs in.
     return config.external.sslmode if config.mode == "external" else "disable"
 
 
@@ -255,7 +259,9 @@ def bootstrap_job_manifest(app: str, namespace: str, config: PostgresConfig, reg
             "backoffLimit": 6,
             "activeDeadlineSeconds": 600,
             "template": {
-                "metadata": {"labels": labels(app, base_labels),
+                # Not the server's selector labels: its Service (and NetworkPolicy) must never take this pod for it.
+                "metadata": {"labels": {**labels(app, base_labels), **bootstrap_selector_labels(app),
+                                        "app.kubernetes.io/component": "database-bootstrap"},
                              "annotations": {DATABASE_URL_DIGEST_ANNOTATION: url_hash}},
                 "spec": {
                     "restartPolicy": "Never",

@@ -11,7 +11,7 @@ import base64
 import struct
 from typing import Any, Optional
 
-from components.common import object_metadata
+from components.common import disruption_budget, object_metadata
 from settings.edge import IngressConfig, SSOConfig
 
 OAUTH2_PROXY_PORT = 4180
@@ -158,9 +158,8 @@ def oauth2_proxy_service_manifest(app: str, namespace: str, base_labels: dict[st
 
 
 def pdb_manifest(app: str, namespace: str, base_labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:
-    """With several replicas one stays up through node drains."""
-    return {"metadata": object_metadata(namespace, labels(app, base_labels), annotations, oauth2_proxy_name(app)),
-            "spec": {"minAvailable": 1, "selector": {"matchLabels": selector_labels(app)}}}
+    return disruption_budget(object_metadata(namespace, labels(app, base_labels), annotations, oauth2_proxy_name(app)),
+                             selector_labels(app))
 
 
 # --- Dex --------------------------------------------------------------------------------------

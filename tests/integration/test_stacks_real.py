@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 
+from policy.rules import selector_matches
 from tests.integration.pulumi_project import Project
 
 pytestmark = pytest.mark.integration
@@ -131,6 +133,30 @@ def test_stack_lifecycle(stack, namespace, strategy, toolchain_bin, local_cluste
     assert cron_jobs["langflow-backup"]["schedule"] == "0 3 * * *" and cron_jobs["langflow-restore"]["suspend"] is True
     assert client.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/langflow-backups")["status"]["phase"] == "Bound"
     assert outputs["backups"]["restore_template"] == "langflow-restore"
+
+    # The NetworkPolicies, as the API server keeps them, select the pods it runs: the default deny every
+    # pod of the stack, Langflow's policy exactly Langflow's pods, the database's exactly the server.
+    policies = {p["metadata"]["name"]: p["spec"]
+                for p in client.items(f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies")}
+    pods = {p["metadata"]["name"]: p["metadata"].get("labels") or {}
+            for p in client.items(f"/api/v1/namespaces/{namespace}/pods")}
+    replicas = 2 if stack == "prod" else 1
+
+    def selected(policy: str) -> set[str]:
+        return {name for name, labels in pods.items() if selector_matches(policies[policy]["podSelector"], labels)}
+
+    assert selected("langflow-default-deny") == set(pods)
+    langflow_pods = selected("langflow-langflow")
+    assert len(langflow_pods) == replicas and all(n.startswith("langflow-") for n in langflow_pods), langflow_pods
+    if stack == "prod":
+        assert selected("langflow-database") == {"langflow-postgres-0"}
+        assert selected("langflow-oauth2-proxy") and not selected("langflow-oauth2-proxy") & langflow_pods
+        # The disruption controller counts the pods the budget's selector matches.
+        budget = f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/langflow"
+        deadline = time.monotonic() + 30
+        while client.get(budget).get("status", {}).get("expectedPods") != replicas and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert client.get(budget)["status"]["expectedPods"] == replicas
 
     # A second up changes nothing, and the generated credentials stay.
     project.up("--expect-no-changes")

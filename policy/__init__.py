@@ -1,0 +1,1 @@
+"""The project's Pulumi policy pack (run by the CLI as `python policy/`; see __main__.py and rules.py)."""

@@ -1,0 +1,213 @@
+"""Config of the NetworkPolicies (`langflow:network_policies`): who may reach each pod, and where pods may connect.
+
+On by default: Langflow answers only oauth2-proxy, the ingress controller's namespace and the namespaces
+of declared API clients; PostgreSQL only Langflow and its Jobs; egress goes only to DNS, the database,
+the OIDC issuer and the LLM APIs. NetworkPolicies match addresses, never host names: a destination
+outside the cluster is an address range. Rules across keys (the issuer with SSO, an external
+database named by host) live in settings/validation.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Optional
+
+from pydantic import Field, field_validator, model_validator
+
+import urllib.parse
+
+from settings import kube
+from settings.base import StrictModel, at, valid
+from settings.database import DatabaseConfig, is_ip_address
+from settings.edge import SSOConfig
+
+# What the default LLM destination leaves out: the cluster's and the cloud's own addresses
+# (pod and service ranges, node networks, the metadata service at 169.254.169.254).
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8")
+
+
+def within(inner: str, outer: str) -> bool:
+    """Whether address range `inner` lies inside `outer`."""
+    a, b = ipaddress.ip_network(inner), ipaddress.ip_network(outer)
+    return a.version == b.version and a.subnet_of(b)
+
+
+def _namespace_problem(value: str) -> Optional[str]:
+    return kube.dns_label_problem(value, "namespace name")
+
+
+def _namespace_list(value: list[str]) -> list[str]:
+    for index, namespace in enumerate(value):
+        problem = _namespace_problem(namespace)
+        if problem:
+            raise at(f"[{index}]", problem)
+    if len(set(value)) != len(value):
+        raise ValueError("a namespace is listed twice; list each once")
+    return value
+
+
+class EgressDestination(StrictModel):
+    """Somewhere pods may connect to: address ranges outside the cluster and/or namespaces inside it."""
+
+    cidrs: list[str] = Field(default_factory=list, description="Address ranges (CIDR), e.g. `203.0.113.0/24`.")
+    excluded_cidrs: list[str] = Field(
+        default_factory=list, description="Ranges inside `cidrs` that stay closed (e.g. the cluster's own networks)."
+    )
+    namespaces: list[str] = Field(default_factory=list, description="Namespaces (all their pods), by name.")
+    ports: list[int] = Field(default_factory=lambda: [443], description="TCP ports.")
+
+    @field_validator("cidrs", "excluded_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for index, cidr in enumerate(value):
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                try:
+                    fixed = ipaddress.ip_network(cidr, strict=False)
+                except ValueError:
+                    raise at(f"[{index}]", f"{cidr!r} is not an address range; write e.g. 203.0.113.0/24 "
+                             "(one address: 203.0.113.7/32)") from None
+                raise at(f"[{index}]", f"{cidr!r} has host bits set; write the range as {fixed}") from None
+        return value
+
+    _namespaces = field_validator("namespaces")(classmethod(lambda cls, value: _namespace_list(value)))
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, value: list[int]) -> list[int]:
+        for index, port in enumerate(value):
+            if not 1 <= port <= 65535:
+                raise at(f"[{index}]", f"{port} is not a TCP port; use 1 to 65535, e.g. 443")
+        if not value:
+            raise ValueError("at least one port is required, e.g. [443]")
+        return value
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> "EgressDestination":
+        if not self.cidrs and not self.namespaces:
+            raise at("cidrs", "a destination needs `cidrs` or `namespaces`, e.g. cidrs: [203.0.113.0/24]")
+        for index, excluded in enumerate(self.excluded_cidrs):
+            if not any(within(excluded, outer) for outer in self.cidrs):
+                raise at(f"excluded_cidrs[{index}]", f"{excluded} lies in none of `cidrs`; only a part of a "
+                         "range in `cidrs` can be excluded (Kubernetes refuses anything else)")
+        return self
+
+
+def anywhere(port: int) -> EgressDestination:
+    """One port at any address: the fallback for a destination known only by name."""
+    return EgressDestination(cidrs=["0.0.0.0/0", "::/0"], ports=[port])
+
+
+def issuer_port(issuer_url: str) -> int:
+    parts = urllib.parse.urlsplit(issuer_url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def database_port(database: DatabaseConfig) -> int:
+    external = database.type == "postgresql" and database.postgresql.mode == "external"
+    return database.postgresql.external.port if external else 5432
+
+
+def oidc_issuer_destination(config: "NetworkPoliciesConfig", sso: SSOConfig) -> EgressDestination:
+    """Where oauth2-proxy may reach the issuer: as configured, else its port at any address."""
+    return config.egress.oidc_issuer or anywhere(issuer_port(sso.issuer_url))
+
+
+def database_destination(config: "NetworkPoliciesConfig", database: DatabaseConfig) -> EgressDestination:
+    """Where a database outside the cluster is: as configured, its IP address, else its port at any address."""
+    if config.egress.database is not None:
+        return config.egress.database
+    external = database.postgresql.external if database.type == "postgresql" else None
+    if external is not None and is_ip_address(external.host):
+        bits = 128 if ":" in external.host else 32
+        return EgressDestination(cidrs=[f"{external.host}/{bits}"], ports=[external.port])
+    return anywhere(database_port(database))
+
+
+def network_warnings(config: "NetworkPoliciesConfig", sso: SSOConfig, database: DatabaseConfig) -> list[str]:
+    """Restricted egress to a destination known only by name is open on its port to any address: say so."""
+    if not config.enabled or not config.egress.restricted:
+        return []
+    out = []
+    addressable = "NetworkPolicies match addresses, not names"
+    if sso.enabled and config.egress.oidc_issuer is None:
+        out.append(f"network_policies.egress.oidc_issuer is unset: oauth2-proxy may connect to port "
+                   f"{issuer_port(sso.issuer_url)} at any address to reach {sso.issuer_url} ({addressable}). Give the "
+                   "issuer's address range (cidrs), or the namespace that serves it (namespaces: [ingress-nginx]).")
+    outside = database.type == "url" or database.type == "postgresql" and database.postgresql.mode == "external"
+    if outside and database_destination(config, database) == anywhere(database_port(database)):
+        out.append(f"network_policies.egress.database is unset: Langflow may connect to port "
+                   f"{database_port(database)} at any address to reach its database ({addressable}). Give the "
+                   "server's address range, e.g. cidrs: [10.20.0.0/24] with ports: [5432].")
+    return out
+
+
+def public_https() -> list[EgressDestination]:
+    return [EgressDestination(cidrs=["0.0.0.0/0"], excluded_cidrs=list(PRIVATE_RANGES), ports=[443])]
+
+
+class EgressConfig(StrictModel):
+    restricted: bool = Field(
+        True,
+        description="Limit where the stack's pods connect to: DNS, the database, the OIDC issuer and `llm_apis`. "
+        "`false` is the explicit opt-out: pods may connect anywhere (who may reach them stays limited).",
+    )
+    dns_namespace: Optional[str] = Field(
+        "kube-system",
+        description="Namespace of the cluster DNS (port 53, UDP and TCP). Null: port 53 anywhere, for clusters "
+        "with a node-local DNS cache on a link-local address.",
+    )
+    oidc_issuer: Optional[EgressDestination] = Field(
+        None,
+        description="Where oauth2-proxy reaches the OIDC issuer (Dex), with `sso` on: its `cidrs`, or "
+        "`namespaces: [ingress-nginx]` when the issuer's address is the platform's own ingress. Unset: the issuer's "
+        "port at any address, with a warning in every preview (NetworkPolicies match addresses, never host names).",
+    )
+    database: Optional[EgressDestination] = Field(
+        None,
+        description="Where a database outside the cluster is (mode `external`, or `database.type: url`). Unset: an "
+        "IP address host is used as it is; a host name (or a URL Secret, port 5432) opens its port at any address, "
+        "with a warning in every preview. In-cluster and CloudNativePG servers need nothing here.",
+    )
+    llm_apis: list[EgressDestination] = Field(
+        default_factory=public_https,
+        description="Where Langflow's flows may call LLM and other APIs. Default: HTTPS to public addresses only "
+        "(the private, link-local and loopback ranges, and with them the cloud metadata service, stay closed). "
+        "`[]`: none.",
+    )
+
+    @field_validator("dns_namespace")
+    @classmethod
+    def _dns_namespace(cls, value: Optional[str]) -> Optional[str]:
+        return value if value is None else valid(value, _namespace_problem(value))
+
+
+class NetworkPoliciesConfig(StrictModel):
+    enabled: bool = Field(
+        True,
+        description="NetworkPolicies for every pod of the stack (a default deny, then what each pod needs). They "
+        "take effect only where the cluster's network plugin enforces them.",
+    )
+    ingress_controller_namespace: str = Field(
+        "ingress-nginx",
+        description="The ingress controller's namespace: with `ingress` on, its pods reach Langflow (or "
+        "oauth2-proxy, with `sso` on).",
+    )
+    api_client_namespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces whose pods call Langflow's API directly (the in-cluster `base_url`).",
+    )
+    cloudnative_pg_operator_namespace: str = Field(
+        "cnpg-system",
+        description="The CloudNativePG operator's namespace (it reaches the database pods' status port, 8000).",
+    )
+    egress: EgressConfig = Field(default_factory=EgressConfig, description="Where the stack's pods may connect.")
+
+    @field_validator("ingress_controller_namespace", "cloudnative_pg_operator_namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return valid(value, _namespace_problem(value))
+
+    _client_namespaces = field_validator("api_client_namespaces")(
+        classmethod(lambda cls, value: _namespace_list(value)))

@@ -3,22 +3,21 @@
 On by default: Langflow answers only oauth2-proxy, the ingress controller's namespace and the namespaces
 of declared API clients; PostgreSQL only Langflow and its Jobs; egress goes only to DNS, the database,
 the OIDC issuer and the LLM APIs. NetworkPolicies match addresses, never host names: a destination
-outside the cluster is an address range. Rules across keys (the issuer with SSO, an external
-database named by host) live in settings/validation.py.
+outside the cluster is an address range: one known only by name (the issuer, an external database)
+is opened on its port at any address, and `network_warnings` says so in every preview.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import urllib.parse
 from typing import Optional
 
 from pydantic import Field, field_validator, model_validator
 
-import urllib.parse
-
 from settings import kube
 from settings.base import StrictModel, at, valid
-from settings.database import DatabaseConfig, is_ip_address
+from settings.database import DatabaseConfig, ExternalConfig, is_ip_address
 from settings.edge import SSOConfig
 
 # What the default LLM destination leaves out: the cluster's and the cloud's own addresses
@@ -104,9 +103,14 @@ def issuer_port(issuer_url: str) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
+def _external(database: DatabaseConfig) -> Optional[ExternalConfig]:
+    # Set exactly with mode external (the database model refuses it with any other mode).
+    return database.postgresql.external if database.type == "postgresql" else None
+
+
 def database_port(database: DatabaseConfig) -> int:
-    external = database.type == "postgresql" and database.postgresql.mode == "external"
-    return database.postgresql.external.port if external else 5432
+    external = _external(database)
+    return external.port if external else 5432
 
 
 def oidc_issuer_destination(config: "NetworkPoliciesConfig", sso: SSOConfig) -> EgressDestination:
@@ -118,7 +122,7 @@ def database_destination(config: "NetworkPoliciesConfig", database: DatabaseConf
     """Where a database outside the cluster is: as configured, its IP address, else its port at any address."""
     if config.egress.database is not None:
         return config.egress.database
-    external = database.postgresql.external if database.type == "postgresql" else None
+    external = _external(database)
     if external is not None and is_ip_address(external.host):
         bits = 128 if ":" in external.host else 32
         return EgressDestination(cidrs=[f"{external.host}/{bits}"], ports=[external.port])
@@ -135,7 +139,7 @@ def network_warnings(config: "NetworkPoliciesConfig", sso: SSOConfig, database: 
         out.append(f"network_policies.egress.oidc_issuer is unset: oauth2-proxy may connect to port "
                    f"{issuer_port(sso.issuer_url)} at any address to reach {sso.issuer_url} ({addressable}). Give the "
                    "issuer's address range (cidrs), or the namespace that serves it (namespaces: [ingress-nginx]).")
-    outside = database.type == "url" or database.type == "postgresql" and database.postgresql.mode == "external"
+    outside = database.type == "url" or _external(database) is not None
     if outside and database_destination(config, database) == anywhere(database_port(database)):
         out.append(f"network_policies.egress.database is unset: Langflow may connect to port "
                    f"{database_port(database)} at any address to reach its database ({addressable}). Give the "

@@ -196,7 +196,5 @@ def network_policy_manifests(config: NetworkPoliciesConfig, pods: StackPods, *, 
                                {"from": [_pods(server)], "ports": _tcp(server.port)}]
         # The in-cluster server connects nowhere; CloudNativePG's pods talk to the API server (an address
         # outside any namespace): their egress stays open.
-        policies[f"{app}-database"] = _policy(
-            f"{app}-database", namespace, labels, annotations, _pods(server)["podSelector"], server_ingress,
-            None if pods.database.operator or not restricted else [])
+        add(f"{app}-database", _pods(server)["podSelector"], server_ingress, None if pods.database.operator else [])
     return policies

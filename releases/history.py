@@ -137,6 +137,23 @@ def live_release(history: Sequence[Update]) -> Optional[Update]:
     return None
 
 
+def require_unchanged(planned: Sequence[Update], current: Sequence[Update], what: str) -> None:
+    """Refuse when the history gained an update since `what` was planned from it.
+
+    A preview takes no lock on a self-managed backend: another update may end while one is previewed, and
+    what was planned (a rollback's live release and target) would then be stale. An update still running
+    is refused by the lock when this one starts; this catches the one that ended meanwhile."""
+    def newest(history: Sequence[Update]) -> Optional[tuple[int, datetime]]:
+        return (history[-1].number, history[-1].started) if history else None
+    if newest(current) == newest(planned):
+        return
+    since = newest(planned)
+    meanwhile = [u for u in current if since is None or (u.number, u.started) > since]
+    listed = ", ".join(f"{u.number} ({u.kind}, {u.result})" for u in meanwhile) or "an update"
+    raise ReleaseError(f"another update ran while this {what} was prepared: {listed}. What it planned may be "
+                       "stale, so it stops here. Nothing was changed: see `make releases`, then run it again.")
+
+
 def find(history: Sequence[Update], number: int) -> Update:
     for update in history:
         if update.number == number:

@@ -22,7 +22,7 @@ from releases import processes
 from releases.database import CONFIRMATION, RestoreFailed, StackDatabase, require_backups
 from releases.history import (
     RECOVERY_SUMMARY, ReleaseError, ReleaseRecord, SchemaRollback, Update, compose_message, live_release,
-    normal_config, rollback_target, schema_rollback, table, updates,
+    normal_config, require_unchanged, rollback_target, schema_rollback, table, updates,
 )
 from releases.recovery import (
     ROLLED_OUT_KINDS, PendingOperation, holder_is_gone, lock_holders, lock_refusal, pending_operations,
@@ -170,7 +170,8 @@ class StackReleases:
     def _rollback(self, live: Update, target: Update, repository: Repository, what: str, *,
                   keep_flows: bool = False, confirm_restore: bool = False) -> None:
         target_flows = _flows_config(target)
-        change = schema_rollback(self.history(), live, target)
+        planned = self.history()
+        change = schema_rollback(planned, live, target)
         database = self._database_for(change, live, target, confirm_restore) if change else None
         saved = _SavedFiles(self.project_dir, self._paths(self._current_flows(), target_flows))
         try:
@@ -180,6 +181,7 @@ class StackReleases:
                      f"flows {record.flows[:12]}. Preview:")
             self._run(lambda: self.stack.preview(diff=True, on_output=self.out, color="never",
                                                  policy_packs=self._policy_packs()))
+            require_unchanged(planned, self.history(), what)
             if database is not None:
                 self._restore_database(database, change)
             self._up(f"{what} from release {live.number} to {target.number}", record)

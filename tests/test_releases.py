@@ -92,6 +92,18 @@ def test_rollback_to_a_named_release(recorded):
     assert (live.number, target.number) == (8, 2)
 
 
+def test_a_rollback_planned_before_another_update_ended_is_refused(recorded):
+    # Planned when release 4 was the newest; release 5 (the rollback of the failed release) ended meanwhile.
+    planned, now = recorded[:4], recorded[:5]
+    history.require_unchanged(planned, planned, "rollback")
+    with pytest.raises(ReleaseError) as error:
+        history.require_unchanged(planned, now, "rollback")
+    assert "another update ran while this rollback was prepared: 5 (update, succeeded)" in str(error.value)
+    assert "Nothing was changed" in str(error.value)
+    with pytest.raises(ReleaseError, match="1 \\(update, succeeded\\)"):
+        history.require_unchanged([], recorded[:1], "rollback")
+
+
 @pytest.mark.parametrize(("upto", "to", "fragments"), [
     (0, None, ["no release of this stack is live"]),
     (7, None, ["no release of this stack is live", "destroyed"]),

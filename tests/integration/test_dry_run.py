@@ -49,7 +49,7 @@ def manifest(resource: Registered) -> dict[str, Any]:
     return body
 
 
-PLURALS = {"Ingress": "ingresses", "PodDisruptionBudget": "poddisruptionbudgets"}
+PLURALS = {"Ingress": "ingresses", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets"}
 
 
 def collection(obj: dict[str, Any]) -> str:
@@ -103,7 +103,8 @@ def api(local_cluster_module):
     return local_cluster_module().client()
 
 
-BASE_KINDS = ["ConfigMap", "Deployment", "Namespace", "PersistentVolumeClaim", "Pod", "Secret", "Service"]
+BASE_KINDS = [
+    "ConfigMap", "Deployment", "Namespace", "NetworkPolicy", "PersistentVolumeClaim", "Pod", "Secret", "Service"]
 
 
 @pytest.mark.parametrize(("stack", "kinds"), [

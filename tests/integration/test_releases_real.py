@@ -171,9 +171,11 @@ def test_atomic_release_that_fails_its_rollout_ends_on_the_live_release(toolchai
     project.commit("v1.1")
     ok(project.releases("up", "--message", "v1.1"))
 
-    # v2 pulls from a registry the simulated cluster never makes ready, and waits 20 s for it.
+    # v2 pulls from a registry the simulated cluster never makes ready, and waits 45 s for it: long enough
+    # that the rollback below, whose preview runs the policy pack first, reaches its update while v2 holds
+    # the stack. (One that reached it after v2 ended is refused too: releases.history.require_unchanged.)
     project.set_path("image.registry", NEVER_READY_REGISTRY)
-    project.set_path("rollout.timeout_seconds", "20")
+    project.set_path("rollout.timeout_seconds", "45")
     project.commit("v2")
     v2_stack = project.stack_file().read_text()
     release = subprocess.Popen([sys.executable, "-m", "releases", "up", "--atomic", "--message", "v2",

@@ -50,8 +50,8 @@ def test_workflows_pass_actionlint(toolchain_bin):
 # One deliberate mistake each: (workflow, text replaced, replacement, what actionlint must name).
 MISTAKES = {
     "unknown-needs": ("deploy.yml", "    needs: dev\n", "    needs: staging\n", '"staging"'),
-    "undefined-matrix-value": ("pull-request.yml", "group: pulumi-${{ matrix.stack }}",
-                               "group: pulumi-${{ matrix.stak }}", '"stak"'),
+    "undefined-matrix-value": ("pull-request.yml", "group: preview-${{ matrix.stack }}-",
+                               "group: preview-${{ matrix.stak }}-", '"stak"'),
     "unknown-action-input": ("pull-request.yml", "          policyPacks: policy\n",
                              "          policy-packs: policy\n", '"policy-packs"'),
     "broken-expression": ("deploy.yml", "${{ secrets.PULUMI_CONFIG_PASSPHRASE_PROD }}",

@@ -6,7 +6,7 @@ STATE_DIR ?= $(HOME)/.local/state/langflow-pulumi
 export LANGFLOW_STATE_DIR := $(STATE_DIR)
 
 .PHONY: help venv toolchain test unit up preview destroy recover releases rollback restore docs lock cluster-up \
-	cluster-down benchmark verify langflow-lock
+	cluster-down benchmark verify langflow-lock sync-flows
 
 help:
 	@echo "make up|preview|destroy [STACK=dev]   deploy / preview / remove a stack (default dev)"
@@ -20,6 +20,8 @@ help:
 	@echo "make test                            every test: unit, mock and integration (builds the toolchain)"
 	@echo "make unit                            unit and mock tests only (no toolchain needed)"
 	@echo "make verify [STACK=dev] [LANGFLOW=v]  run the stack's Langflow container for real and check it"
+	@echo "make sync-flows STACK=s URL=u        apply the stack's flows to the Langflow at URL through its API"
+	@echo "                                     (credentials: LANGFLOW_API_KEY, or LANGFLOW_SUPERUSER[_PASSWORD])"
 	@echo "make langflow-lock VERSION=x.y.z     pin a Langflow release for make verify (verify/locks/)"
 	@echo "make toolchain                       build pulumi, plugins and the local control plane; prints the bin dir"
 	@echo "make cluster-up|cluster-down         start / stop the local simulated cluster"
@@ -42,6 +44,10 @@ unit: venv
 # The stack's Langflow container, run for real (a release from PyPI, in a sandbox like the pod).
 verify: venv
 	$(VENV)/bin/python -m verify --stack $(STACK) $(if $(LANGFLOW),--langflow-version $(LANGFLOW))
+
+# The flow sync of `pulumi up` (flows.update: sync), by hand against any Langflow (flowsync/).
+sync-flows: venv
+	$(VENV)/bin/python -m flowsync --stack $(STACK) --url "$(URL)"
 
 langflow-lock: venv
 	$(VENV)/bin/python -m verify.install --lock $(VERSION)

@@ -12,13 +12,16 @@ from components.database.component import PostgresDatabase
 from components.edge.dex_client import DexClient
 from components.edge.ingress import LangflowIngress
 from components.edge.oauth2_proxy import OAuth2Proxy
+from components.flow_sync.component import FlowSync
 from components.langflow import LangflowApp
 from components.namespace import LangflowNamespace
 from components.network_policies.component import NetworkPolicies
 from components.network_policies.spec import stack_pods
+from flowsync import SCRIPT as FLOW_SYNC_SCRIPT
 from settings import ConfigError, load_settings, project_values
 from settings.backups import backup_engine
 from settings.cluster import KubeconfigCluster
+from settings.flows import flows_commit
 
 all_config = {**get_config_env(), **CONFIG.get()}
 stack = f"{pulumi.get_project()}/{pulumi.get_stack()}"
@@ -85,6 +88,11 @@ langflow = LangflowApp(
     # Under its NetworkPolicies, and a new Langflow version migrates the database only after the snapshot of it.
     database_ready=guarded[1:] + database_ready + (backups.ready if backups else []),
 )
+if spec.flows_synced(config):
+    flow_sync = FlowSync(f"{config.name}-flow-sync", config, settings.flows, FLOW_SYNC_SCRIPT.read_text(),
+                         credentials_secret=langflow.credentials_secret_name, langflow=[langflow.deployment],
+                         commit=flows_commit(Path(__file__).parent, config.flows.folder))
+    pulumi.export("flows_revision", flow_sync.flows_revision)
 images = {"langflow": langflow.image}
 if database is not None and database.image:
     images["postgres"] = database.image

@@ -59,7 +59,8 @@ class LangflowApp(pulumi.ComponentResource):
         )
 
         flows_config_map = None
-        if config.flows.source == "folder":
+        # Synced flows are the flow sync's (components/flow_sync): the pods mount its ConfigMap by name.
+        if config.flows.source == "folder" and not spec.flows_synced(config):
             flows_config_map = k8s.core.v1.ConfigMap(
                 f"{resource_name}-flows",
                 **spec.flows_config_map_manifest(config, {f.file_name: f.text for f in settings.flows}),
@@ -81,7 +82,7 @@ class LangflowApp(pulumi.ComponentResource):
         template = dict(
             credentials_secret=credentials_secret.metadata.name,
             flows_config_map=flows_config_map.metadata.name if flows_config_map else None,
-            flows_digest=flows_digest(settings.flows) if settings.flows else None,
+            flows_digest=flows_digest(settings.flows) if flows_config_map else None,
             database=database,
         )
         workload_deps += list(database_ready)
@@ -110,6 +111,8 @@ class LangflowApp(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.deployment = deployment
+        self.credentials_secret_name = credentials_secret.metadata.name
         self.deployment_name = deployment.metadata.name
         self.service_name = service.metadata.name
         self.base_url = service.metadata.name.apply(lambda _: spec.base_url(config))

@@ -52,6 +52,16 @@ def database_link(config: LangflowStackConfig) -> Optional[DatabaseLink]:
 
 # --- names and labels -------------------------------------------------------
 
+def flows_synced(config: LangflowStackConfig) -> bool:
+    """Flows from the folder go live through Langflow's API (components/flow_sync), never through the pod template."""
+    return config.flows.source == "folder" and config.flows.update == "sync"
+
+
+def flows_config_map_name(config: LangflowStackConfig) -> str:
+    """With flows synced: the ConfigMap the pods load at start-up, always under this name."""
+    return f"{config.name}-flows"
+
+
 def data_claim_name(config: LangflowStackConfig) -> str:
     # Fixed, never auto-generated: renaming it would orphan the data.
     return f"{config.name}-data"
@@ -195,7 +205,11 @@ def volumes(config: LangflowStackConfig, flows_config_map: Any, database: Option
     else:
         out.append({"name": "data", "emptyDir": {}})
     out.append({"name": "tmp", "emptyDir": {}})
-    if config.flows.source == "folder":
+    if flows_synced(config):
+        # Written by the flow sync once a revision is live, so a first pod may start before it exists: it then
+        # starts with no flows to load, and the sync puts them in through the API.
+        out.append({"name": "flows", "configMap": {"name": flows_config_map_name(config), "optional": True}})
+    elif config.flows.source == "folder":
         out.append({"name": "flows", "configMap": {"name": flows_config_map}})
     elif config.flows.source == "claim":
         out.append({"name": "flows", "persistentVolumeClaim": {"claimName": config.flows.claim_name, "readOnly": True}})

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from releases.history import ReleaseError
 from releases.workflow import ReleaseFailed, StackReleases
+from releases.worktree import work_tree_lock
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -47,24 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-outage-seconds", type=_seconds, default=60,
                         help="stop an update when the Kubernetes API server has not answered for this long")
     args = parser.parse_args(argv)
+    # Rollbacks rewrite the work tree (an atomic release too, when it rolls back): one at a time, and never
+    # beside a command that reads it.
+    rewrites = args.command == "rollback" or (args.command == "up" and args.atomic)
     try:
-        releases = StackReleases(args.stack, PROJECT, api_outage_seconds=args.api_outage_seconds)
-        if args.command == "list":
-            print(releases.releases_table())
-        elif args.command == "up":
-            releases.release(args.message, atomic=args.atomic, confirm_restore=args.confirm_restore)
-        elif args.command == "rollback":
-            releases.rollback(args.to, keep_flows=args.keep_flows, confirm_restore=args.confirm_restore)
-        elif args.command == "destroy":
-            releases.destroy()
-        elif args.command == "recover":
-            releases.recover()
-            print(f"Stack {args.stack}: nothing left to recover." if not releases.recovered else
-                  f"Stack {args.stack} recovered; `make preview` shows what the next `make up` changes.")
-        elif not args.source:
-            raise ReleaseError("restore needs the backup: FROM=<name> (or FROM=latest); nothing was changed")
-        else:
-            releases.restore_backup(args.source, confirmed=args.confirm_restore)
+        with work_tree_lock(PROJECT, f"make {args.command}", exclusive=rewrites) if args.command != "list" \
+                else nullcontext():
+            _run(args)
     except ReleaseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -72,6 +63,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    releases = StackReleases(args.stack, PROJECT, api_outage_seconds=args.api_outage_seconds)
+    if args.command == "list":
+        print(releases.releases_table())
+    elif args.command == "up":
+        releases.release(args.message, atomic=args.atomic, confirm_restore=args.confirm_restore)
+    elif args.command == "rollback":
+        releases.rollback(args.to, keep_flows=args.keep_flows, confirm_restore=args.confirm_restore)
+    elif args.command == "destroy":
+        releases.destroy()
+    elif args.command == "recover":
+        releases.recover()
+        print(f"Stack {args.stack}: nothing left to recover." if not releases.recovered else
+              f"Stack {args.stack} recovered; `make preview` shows what the next `make up` changes.")
+    elif not args.source:
+        raise ReleaseError("restore needs the backup: FROM=<name> (or FROM=latest); nothing was changed")
+    else:
+        releases.restore_backup(args.source, confirmed=args.confirm_restore)
 
 
 if __name__ == "__main__":

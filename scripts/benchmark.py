@@ -6,6 +6,7 @@ Not a test: prints a table for the README. Needs the toolchain
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -27,6 +28,14 @@ def timed(label: str, results: list, action) -> None:
     results.append((label, time.monotonic() - start))
 
 
+def change_flow(project: Project, description: str) -> None:
+    flow_file = project.root / "flows" / "echo.json"
+    flow = json.loads(flow_file.read_text())
+    flow["description"] = description
+    flow_file.write_text(json.dumps(flow, indent=2))
+    project.commit(description)
+
+
 def bench(stack: str, bin_dir: Path) -> list[tuple[str, float]]:
     """What `make preview|up|rollback|destroy` run, each on the same fresh cluster and git clone."""
     results: list[tuple[str, float]] = []
@@ -40,6 +49,15 @@ def bench(stack: str, bin_dir: Path) -> list[tuple[str, float]]:
             project.commit("1.6.5")
             timed("up (image update)", results, lambda: project.releases("up"))
             timed("rollback (preview included)", results, lambda: project.releases("rollback"))
+            project.commit("back on 1.6.4")
+            # A flow change, live through the flow sync (no pod rolls), then with flows.update: restart.
+            change_flow(project, "benchmark: synced")
+            timed("up (flow change, sync)", results, lambda: project.releases("up"))
+            project.set_path("flows.update", "restart")
+            project.commit("flows restart the pods")
+            project.releases("up")
+            change_flow(project, "benchmark: restarted")
+            timed("up (flow change, restart)", results, lambda: project.releases("up"))
             timed("destroy", results, lambda: project.run("destroy", "--yes", "--exclude-protected"))
     return results
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from settings.cluster import ClusterView, cluster_problems
-from settings.flows import FlowError, FlowFile, default_flow, load_flow_folder
+from settings.flows import FlowError, FlowFile, default_flow, load_flow_folder, synced_flow_problems
 from settings.loader import ConfigError, collect_problems, config_key, project_values
 from settings.model import LangflowStackConfig
 from settings.validation import warnings
@@ -41,6 +41,8 @@ def load_settings(
             if config.flows.source == "folder":
                 flows = load_flow_folder(project_dir, config.flows.folder)
                 chosen = default_flow(flows, config.flows.default_flow)
+                if config.flows.update == "sync":
+                    problems += synced_flow_problems(flows, config.flows.folder, chosen)
             else:
                 # Flows on a claim cannot be read here: trust the name the operator gave.
                 chosen = config.flows.default_flow

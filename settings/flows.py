@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -369,6 +370,33 @@ def _clashes(flows: list[FlowFile], shown: str) -> list[str]:
                 )
             owners.setdefault(value, flow.file_name)
     return problems
+
+
+def synced_flow_problems(flows: list[FlowFile], folder: str, default: Optional[str]) -> list[str]:
+    """With flows.update `sync`: Langflow's API gives a flow it creates an id of its own (1.6), so a synced flow
+    is found again, and run, by its endpoint name."""
+    shown = folder.rstrip("/")
+    fix = f"or set {config_key('flows.update')}: restart"
+    problems = [f"{shown}/{f.file_name}: {config_key('flows.update')} is sync, which finds a flow again by its "
+                f"'endpoint_name' (Langflow's API cannot keep a file's id); add one, {fix}"
+                for f in flows if not f.endpoint_name]
+    if default is not None and canonical_uuid(default) is not None:
+        problems.append(f"{config_key('flows.default_flow')}: {default!r} is an id, which a synced flow does not "
+                        f"keep; name the flow by its endpoint_name, {fix}")
+    return problems
+
+
+def flows_commit(project_dir: Path, folder: str) -> Optional[str]:
+    """The git commit that last changed the flows folder (`-dirty` with uncommitted changes there); None outside
+    git. Beside the content hash, it tells an operator where the live flows come from."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=project_dir, capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        commit = git("log", "-1", "--format=%H", "--", folder)
+        dirty = git("status", "--porcelain", "--", folder)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return (commit or "uncommitted") + ("-dirty" if dirty and commit else "")
 
 
 def flows_digest(flows: list[FlowFile]) -> str:

@@ -298,6 +298,15 @@ class FlowsConfig(StrictModel):
         description="Flow id or endpoint name that clients run by default (exported). Unset with "
         "one flow in the folder: that flow.",
     )
+    update: Literal["sync", "restart"] = Field(
+        "sync",
+        description="How a change to the flows goes live (source `folder`). `sync`: a Job of the same "
+        "image applies them through Langflow's API (created, updated in place, deleted when gone from "
+        "the folder), after building each one under a temporary flow; no pod restarts, and a failed "
+        "check changes nothing. Every flow then needs an `endpoint_name`. `restart`: the flows are part "
+        "of the pod template, so a change rolls every Langflow pod (a cold start each, and on SQLite a "
+        "short outage).",
+    )
 
     @field_validator("folder")
     @classmethod

@@ -94,8 +94,11 @@ def test_every_written_path_is_a_volume():
     assert mounts == {"/app/data": "data", "/tmp": "tmp", "/app/flows": "flows"}
     volumes = {v["name"]: v for v in spec.volumes(config, "flows-cm")}
     assert volumes["data"] == {"name": "data", "persistentVolumeClaim": {"claimName": "langflow-data"}}
-    assert volumes["flows"]["configMap"] == {"name": "flows-cm"}
+    # Synced flows (the default): the flow sync's ConfigMap, by its fixed name, which a first pod may start without.
+    assert volumes["flows"]["configMap"] == {"name": "langflow-flows", "optional": True}
     assert "emptyDir" in volumes["tmp"]
+    restarted = {v["name"]: v for v in spec.volumes(parse_config({"flows": {"update": "restart"}}), "flows-cm")}
+    assert restarted["flows"]["configMap"] == {"name": "flows-cm"}
 
 
 def test_volumes_for_flows_on_a_claim_and_no_storage():

@@ -109,7 +109,8 @@ def test_prod_langflow_is_reached_only_through_the_edge(prod):
     pods, found = workloads(prod), policies(prod)
     langflow = found["langflow-langflow"]
     assert selected(langflow["podSelector"], pods) == {"Deployment/langflow"}
-    assert pod_peers(langflow["ingress"], pods) == {"Deployment/langflow-oauth2-proxy"}
+    # oauth2-proxy, and the Job that applies the flows through Langflow's API.
+    assert pod_peers(langflow["ingress"], pods) == {"Deployment/langflow-oauth2-proxy", "Job/langflow-flow-sync-job"}
     # The API paths go from the ingress controller straight to Langflow; no other namespace gets in.
     assert namespace_peers(langflow["ingress"]) == {"ingress-nginx"}
     assert {p["port"] for r in langflow["ingress"] for p in r["ports"]} == {7860}
@@ -128,7 +129,8 @@ def test_prod_database_answers_only_langflow_and_its_jobs(prod):
     assert selected(database["podSelector"], pods) == {"StatefulSet/langflow-postgres"}
     clients = pod_peers(database["ingress"], pods)
     # Langflow, its start-up Job, the bootstrap, the snapshot and backup Jobs: every pod but the proxy and itself.
-    assert clients == set(pods) - {"StatefulSet/langflow-postgres", "Deployment/langflow-oauth2-proxy"}
+    assert clients == set(pods) - {"StatefulSet/langflow-postgres", "Deployment/langflow-oauth2-proxy",
+                                   "Job/langflow-flow-sync-job"}
     assert {"Job/langflow-init", "Job/langflow-postgres-bootstrap", "CronJob/langflow-backups-scheduled"} <= clients
     assert {p["port"] for r in database["ingress"] for p in r["ports"]} == {5432}
     assert database["policyTypes"] == ["Ingress", "Egress"] and database["egress"] == []
@@ -165,9 +167,25 @@ def test_declared_api_client_namespaces_reach_langflow_and_nothing_else(dev):
     values = {**stack_values("dev"), "network_policies": {"api_client_namespaces": ["pipelines", "reports"]}}
     found = policies(run(values))
     assert namespace_peers(found["langflow-langflow"]["ingress"]) == {"pipelines", "reports"}
-    # dev has no ingress and no SSO: nobody else is let in.
+    # dev has no ingress and no SSO: no namespace is let in, and of its own pods only the flow sync Job.
     assert namespace_peers(policies(dev)["langflow-langflow"]["ingress"]) == set()
-    assert policies(dev)["langflow-langflow"]["ingress"] == []
+    assert pod_peers(policies(dev)["langflow-langflow"]["ingress"], workloads(dev)) == {"Job/langflow-flow-sync-job"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_flow_sync_job_reaches_langflow_and_dns_only(stack, request):
+    result = request.getfixturevalue(stack)
+    pods, sync = workloads(result), policies(result)["langflow-flow-sync"]
+    assert selected(sync["podSelector"], pods) == {"Job/langflow-flow-sync-job"}
+    assert sync["ingress"] == [] and pod_peers(sync["egress"], pods, "to") == {"Deployment/langflow"}
+    assert {p["port"] for r in sync["egress"] if "to" in r and pod_peers([r], pods, "to") for p in r["ports"]} == {7860}
+    assert namespace_peers(sync["egress"], "to") == {"kube-system"}
+
+
+def test_with_flows_restarting_the_pods_there_is_no_flow_sync_job():
+    values = {**stack_values("dev"), "flows": {**stack_values("dev")["flows"], "update": "restart"}}
+    found = policies(run(values))
+    assert "langflow-flow-sync" not in found and found["langflow-langflow"]["ingress"] == []
 
 
 def test_sso_without_api_paths_keeps_the_ingress_controller_away_from_langflow():

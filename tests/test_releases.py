@@ -10,6 +10,7 @@ version numbers (they count every update, refreshes and destroys included).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -238,3 +239,24 @@ def test_the_table_shows_the_schema_each_release_runs():
 def test_the_schema_is_recorded_with_the_release():
     record = ReleaseRecord("langflowai/langflow:1.13.0", "none", None, "e5a7c9b1d3f2")
     assert history.parse_message(history.compose_message("v2", record)) == ("v2", record)
+
+
+# --- one release command at a time rewrites the work tree ----------------------------------------
+
+def test_a_command_that_rewrites_the_work_tree_excludes_every_other(tmp_path):
+    from releases.worktree import work_tree_lock
+
+    with work_tree_lock(tmp_path, "make rollback", exclusive=True):
+        for exclusive in (True, False):
+            with pytest.raises(ReleaseError) as error:
+                with work_tree_lock(tmp_path, "make up", exclusive=exclusive):
+                    pass
+            assert f"another release command runs in this project (`make rollback`, pid {os.getpid()})" in \
+                str(error.value) and "Nothing was changed" in str(error.value)
+    # Commands that only read the work tree share it; one that rewrites it is refused while one reads.
+    with work_tree_lock(tmp_path, "make up", exclusive=False), work_tree_lock(tmp_path, "make up", exclusive=False):
+        with pytest.raises(ReleaseError, match=r"\(a make up, restore or destroy\)"):
+            with work_tree_lock(tmp_path, "make rollback", exclusive=True):
+                pass
+    with work_tree_lock(tmp_path, "make rollback", exclusive=True):
+        pass  # released when each command ended

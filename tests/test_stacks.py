@@ -84,10 +84,12 @@ def test_every_object_lands_in_the_stack_namespace(dev):
 def test_the_workload_references_the_secret_and_flows_it_created(dev):
     secret_name = dev.one(SECRET).state["metadata"]["name"]
     assert env(dev)["LANGFLOW_SECRET_KEY"] == {"secretKeyRef": {"name": secret_name, "key": "LANGFLOW_SECRET_KEY"}}
-    flows = dev.named(CONFIG_MAP, "langflow-flows")
+    # The flows the pods load at start-up: the flow sync's ConfigMap, written once the sync succeeded.
+    flows = dev.named(CONFIG_MAP, "langflow-flow-sync-live")
     volumes = {v["name"]: v for v in pod_spec(dev)["volumes"]}
-    assert volumes["flows"]["configMap"]["name"] == flows.state["metadata"]["name"]
+    assert volumes["flows"]["configMap"] == {"name": flows.state["metadata"]["name"], "optional": True}
     assert json.loads(flows.inputs["data"]["echo.json"])["endpoint_name"] == "echo"
+    assert dev.options[(CONFIG_MAP, "langflow-flow-sync-live")].delete_before_replace is True
 
 
 def test_generated_secret_key_is_a_fernet_key_and_exported_secret(dev):
@@ -134,8 +136,8 @@ def test_latest_fails_either_stack_before_anything_is_registered(stack):
     assert run.resources == []
 
 
-def test_a_changed_flow_rolls_the_pods(tmp_path: Path):
-    values = stack_values("dev")
+def test_with_flows_update_restart_a_changed_flow_rolls_the_pods(tmp_path: Path):
+    values = {**stack_values("dev"), "flows": {**stack_values("dev")["flows"], "update": "restart"}}
     shutil.copytree(ROOT / "flows", tmp_path / "flows")
     before = run_program(values, "dev", project_dir=tmp_path)
     flow = json.loads((tmp_path / "flows" / "echo.json").read_text())

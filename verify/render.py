@@ -100,7 +100,9 @@ def render(settings: StackSettings, credentials: dict[str, str], database_url: O
         kind = next(k for k in source if k != "name")
         writable = not mount.get("readOnly") and kind in ("persistentVolumeClaim", "emptyDir", "ephemeral") \
             and not (source[kind] or {}).get("readOnly")
-        files = flows if kind == "configMap" and source[kind].get("name") == FLOWS_CONFIG_MAP else None
+        # The flows ConfigMap: the one named here, or (flows synced) the flow sync's, once it synced these flows.
+        flows_names = {FLOWS_CONFIG_MAP, spec.flows_config_map_name(config)}
+        files = flows if kind == "configMap" and source[kind].get("name") in flows_names else None
         if kind not in ("persistentVolumeClaim", "emptyDir", "ephemeral") and files is None:
             notes.append(f"volume {mount['name']} ({kind}) at {mount['mountPath']} is empty here: its content is not "
                          "the program's")

@@ -16,6 +16,7 @@ from components.backups import spec as backups_spec
 from components.common import object_metadata
 from components.database import spec as database_spec
 from components.edge import spec as edge_spec
+from components.flow_sync import spec as flow_sync_spec
 from settings.backups import backup_engine
 from settings.model import LangflowStackConfig
 from settings.network import (
@@ -50,8 +51,9 @@ class StackPods:
     """Every workload of the stack that a NetworkPolicy names."""
 
     langflow: Pods
-    # In-namespace pods that call Langflow (oauth2-proxy today; the flow sync Job and the ambassador later).
+    # In-namespace pods that call Langflow (oauth2-proxy, the flow sync Job; the ambassador later).
     langflow_clients: tuple[Pods, ...] = ()
+    flow_sync: Optional[Pods] = None  # the Job that applies flows through Langflow's API
     oauth2_proxy: Optional[Pods] = None
     oidc_issuer: Optional[EgressDestination] = None  # where oauth2-proxy signs people in
     # The ingress controller sends traffic to oauth2-proxy (with SSO), and to Langflow where no sign-in sits in front.
@@ -88,9 +90,11 @@ def stack_pods(config: LangflowStackConfig) -> StackPods:
         jobs["database-bootstrap"] = Pods(database_spec.bootstrap_selector_labels(app))
     if backup_engine(config.backups, database) == "postgresql":
         jobs["backups"] = Pods(backups_spec.pod_selector_labels(app))
+    flow_sync = Pods(flow_sync_spec.selector_labels(config)) if langflow_spec.flows_synced(config) else None
     return StackPods(
         langflow=Pods(langflow_spec.selector_labels(config), langflow_spec.CONTAINER_PORT),
-        langflow_clients=(oauth2_proxy,) if oauth2_proxy else (),
+        langflow_clients=tuple(p for p in (oauth2_proxy, flow_sync) if p),
+        flow_sync=flow_sync,
         oauth2_proxy=oauth2_proxy,
         oidc_issuer=oidc_issuer_destination(config.network_policies, sso) if sso.enabled else None,
         # With SSO on, only the API paths go past oauth2-proxy straight to Langflow.
@@ -175,13 +179,17 @@ def network_policy_manifests(config: NetworkPoliciesConfig, pods: StackPods, *, 
     langflow_egress = [dns, *_database_egress(pods.database), *map(_to, config.egress.llm_apis)]
     add(f"{app}-langflow", _pods(pods.langflow)["podSelector"], langflow_ingress, langflow_egress)
 
+    to_langflow = {"to": [_pods(pods.langflow)], "ports": _tcp(pods.langflow.port)}
     if pods.oauth2_proxy is not None:
         proxy_ingress = ([{"from": controller, "ports": _tcp(pods.oauth2_proxy.port)}]
                          if pods.ingress_to_oauth2_proxy else [])
-        proxy_egress = [dns, {"to": [_pods(pods.langflow)], "ports": _tcp(pods.langflow.port)}]
+        proxy_egress = [dns, to_langflow]
         if pods.oidc_issuer is not None:
             proxy_egress.append(_to(pods.oidc_issuer))
         add(f"{app}-oauth2-proxy", _pods(pods.oauth2_proxy)["podSelector"], proxy_ingress, proxy_egress)
+
+    if pods.flow_sync is not None:
+        add(f"{app}-flow-sync", _pods(pods.flow_sync)["podSelector"], [], [dns, to_langflow])
 
     for name, job in pods.database_jobs.items():
         add(f"{app}-{name}", _pods(job)["podSelector"], [], [dns, *_database_egress(pods.database)])

@@ -16,7 +16,7 @@ class PulumiFailed(AssertionError):
 
 REPO = Path(__file__).resolve().parents[2]
 DEV_PASSPHRASE = "langflow-dev"
-PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "requirements.txt", "components", "settings", "flows", "releases",
+PROJECT_FILES = ["Pulumi.yaml", "__main__.py", "requirements.txt", "components", "settings", "flows", "flowsync", "releases",
                  "policy", ".gitignore"]
 
 

@@ -13,7 +13,9 @@ import pytest
 from localcluster.stages import NEVER_READY_REGISTRY
 from releases.database import STOPPED_ANNOTATION
 from tests.integration.pulumi_project import Project
-from tests.integration.test_stacks_real import completed, deployment, flows_config_map, jobs, rolled_out
+from tests.integration.test_stacks_real import (
+    completed, deployment, flows_config_map, jobs, replica_sets, rolled_out,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +87,8 @@ def test_rollback_restores_image_flows_and_stack_file(toolchain_bin, local_clust
     output = ok(project.releases("rollback"))
     seconds = time.monotonic() - started
     assert "Rollback from release 2 to 1" in output and "Preview" in output
-    assert seconds <= 30, f"rollback took {seconds:.1f} s"
+    # Measured 25 s on a quiet machine (make benchmark): the policy pack runs with its preview and its update.
+    assert seconds <= 45, f"rollback took {seconds:.1f} s"
     # v1's image and flows run, rolled out, and the repo's files are v1's again, ready to commit.
     deploy = deployment(client, namespace)
     assert rolled_out(deploy) and image_of(client, namespace) == "langflowai/langflow:1.6.4"
@@ -167,15 +170,16 @@ def test_atomic_release_that_fails_its_rollout_ends_on_the_live_release(toolchai
     client, namespace = cluster.client(), "langflow-dev"
     project = Project(tmp_path, "dev", toolchain_bin, cluster.kubeconfig, git=True)
     ok(project.releases("up", "--message", "v1"))
+    v1_generation = deployment(client, namespace)["metadata"]["generation"]
     change_flow(project, "v1.1")
     project.commit("v1.1")
     ok(project.releases("up", "--message", "v1.1"))
+    # A flow-only release goes live through the flow sync: the pods stay as they were.
+    assert deployment(client, namespace)["metadata"]["generation"] == v1_generation
 
-    # v2 pulls from a registry the simulated cluster never makes ready, and waits 45 s for it: long enough
-    # that the rollback below, whose preview runs the policy pack first, reaches its update while v2 holds
-    # the stack. (One that reached it after v2 ended is refused too: releases.history.require_unchanged.)
+    # v2 pulls from a registry the simulated cluster never makes ready, and waits 20 s for it.
     project.set_path("image.registry", NEVER_READY_REGISTRY)
-    project.set_path("rollout.timeout_seconds", "45")
+    project.set_path("rollout.timeout_seconds", "20")
     project.commit("v2")
     v2_stack = project.stack_file().read_text()
     release = subprocess.Popen([sys.executable, "-m", "releases", "up", "--atomic", "--message", "v2",
@@ -187,8 +191,10 @@ def test_atomic_release_that_fails_its_rollout_ends_on_the_live_release(toolchai
         deadline = time.monotonic() + 60
         while not list(locks.rglob("*.json")) and time.monotonic() < deadline and release.poll() is None:
             time.sleep(0.2)
-        refused(project.releases("rollback"), "stack dev is locked by", "running on this host", "pulumi cancel",
-                "Nothing was changed")
+        # An atomic release may rewrite the work tree (its rollback): a rollback beside it is refused at once,
+        # before it touches a file.
+        refused(project.releases("rollback"), "another release command runs in this project (`make up`, pid "
+                f"{release.pid})", "Nothing was changed")
         assert project.stack_file().read_text() == v2_stack
         stdout, stderr = release.communicate(timeout=300)
     finally:
@@ -203,3 +209,15 @@ def test_atomic_release_that_fails_its_rollout_ends_on_the_live_release(toolchai
     listed = releases_listed(project)
     assert [line.split()[3] for line in listed] == ["succeeded", "succeeded", "failed", "succeeded"]
     assert "atomic rollback from release 3 to 2" in listed[3] and listed[3].endswith("<- live")
+
+    # A flow-only rollback (to release 1: v1's flows, the same image) is one command and rolls no pods.
+    project.commit("v2 set aside")
+    generation, sets = deploy["metadata"]["generation"], len(replica_sets(client, namespace))
+    started = time.monotonic()
+    output = ok(project.releases("rollback"))
+    seconds = time.monotonic() - started
+    assert "Rollback from release 4 to 1" in output and seconds <= 45, (seconds, output[-2000:])
+    assert deployed_flow(client, namespace)["description"] != "v1.1"
+    assert json.loads((project.root / "flows" / "echo.json").read_text()) == deployed_flow(client, namespace)
+    deploy = deployment(client, namespace)
+    assert deploy["metadata"]["generation"] == generation and len(replica_sets(client, namespace)) == sets

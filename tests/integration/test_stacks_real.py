@@ -57,6 +57,10 @@ def env_of(deploy: dict) -> dict:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
+def flow_sync_jobs(client, namespace: str) -> list[dict]:
+    return [j for j in jobs(client, namespace) if j["metadata"]["name"].startswith("langflow-flow-sync-")]
+
+
 def flows_config_map(deploy: dict) -> str:
     volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
     return volumes["flows"]["configMap"]["name"]
@@ -107,11 +111,13 @@ def test_stack_lifecycle(stack, namespace, strategy, toolchain_bin, local_cluste
     secret = client.get(f"/api/v1/namespaces/{namespace}/secrets/{secret_name}")
     assert set(secret["data"]) >= {"LANGFLOW_SECRET_KEY"}
     if stack == "prod":
-        # The database came first: the server, Langflow's role and database, then Langflow's start-up once.
+        # The database came first: the server, Langflow's role and database, then Langflow's start-up once;
+        # once Langflow served, the flow sync.
         server = client.get(f"/apis/apps/v1/namespaces/{namespace}/statefulsets/langflow-postgres")
         assert server["status"].get("readyReplicas") == 1
         done = {j["metadata"]["name"].rsplit("-", 1)[0]: completed(j) for j in jobs(client, namespace)}
-        assert done == {"langflow-postgres-bootstrap": True, "langflow-snapshot": True, "langflow-init": True}, done
+        assert done == {"langflow-postgres-bootstrap": True, "langflow-snapshot": True, "langflow-init": True,
+                        "langflow-flow-sync": True}, done
         assert env["LANGFLOW_DATABASE_URL"] == {"secretKeyRef": {"name": "langflow-database-url", "key": "url"}}
         url = base64.b64decode(client.get(f"/api/v1/namespaces/{namespace}/secrets/langflow-database-url")["data"]["url"]).decode()
         assert url.startswith("postgresql://langflow:") and "@langflow-postgres.langflow.svc:5432/langflow?sslmode=disable" in url
@@ -177,18 +183,31 @@ def test_stack_lifecycle(stack, namespace, strategy, toolchain_bin, local_cluste
     newest = max(replica_sets(client, namespace), key=lambda r: int(r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]))
     assert snapshot["status"]["completionTime"] <= newest["metadata"]["creationTimestamp"]
 
-    # So does a flow change.
-    config_map_before = flows_config_map(deploy)
+    # A flow change does not: the flow sync Job of the new revision applies it through Langflow's API (the
+    # simulated pod completes it; what the script does is proven on a real Langflow in tests/langflow), and
+    # only then are the flows the pods load at start-up replaced.
+    generation, sets_before = deploy["metadata"]["generation"], len(replica_sets(client, namespace))
+    sync_before = flow_sync_jobs(client, namespace)
     flow_file = project.root / "flows" / "echo.json"
     flow = json.loads(flow_file.read_text())
     flow["description"] = "changed by the integration test"
     flow_file.write_text(json.dumps(flow))
     project.up()
     deploy = deployment(client, namespace)
-    assert flows_config_map(deploy) != config_map_before
-    assert rolled_out(deploy)
-    assert len(replica_sets(client, namespace)) == sets_before + 2
-    assert client.get_or_none(f"/api/v1/namespaces/{namespace}/configmaps/{config_map_before}") is None
+    assert deploy["metadata"]["generation"] == generation and rolled_out(deploy)
+    assert len(replica_sets(client, namespace)) == sets_before
+    (job,) = flow_sync_jobs(client, namespace)
+    assert completed(job) and [j["metadata"]["name"] for j in sync_before] != [job["metadata"]["name"]]
+    revision = project.outputs()["flows_revision"]["sha256"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"][container["command"].index("--revision") + 1] == revision
+    assert container["image"] == deploy["spec"]["template"]["spec"]["containers"][0]["image"]
+    files = client.get(f"/api/v1/namespaces/{namespace}/configmaps/"
+                       f"{job['spec']['template']['spec']['volumes'][0]['configMap']['name']}")["data"]
+    assert json.loads(files["echo.json"])["description"] == "changed by the integration test"
+    live = client.get(f"/api/v1/namespaces/{namespace}/configmaps/{flows_config_map(deploy)}")
+    assert json.loads(live["data"]["echo.json"])["description"] == "changed by the integration test"
+    assert live["metadata"]["annotations"]["langflow.org/flows-sha256"] == revision
     assert project.outputs()["secret_key"] == outputs["secret_key"]
 
     # Destroy removes everything but the protected data volume and its namespace.

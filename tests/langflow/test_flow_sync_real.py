@@ -1,0 +1,195 @@
+"""The flow sync on real Langflow processes: flows go live through the API, with no restart.
+
+Two Langflow processes of the prod stack (login on) share one real PostgreSQL, as two replicas do, on
+each verified Langflow release. `make sync-flows` applies v2 through one of them: both serve it at once,
+with the same PIDs; a run in flight meanwhile completes; a broken v3 is refused before Langflow is
+called, and one that only Langflow can find broken is refused by its check with nothing switched.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowsync.sync import LEDGER_VARIABLE
+from settings import load_settings
+from settings.model import VERIFIED_LANGFLOW_VERSIONS
+from settings.stack_file import stack_values
+from verify.install import ensure_langflow
+from verify.postgres import ScratchPostgres
+from verify.process import LangflowProcess, processes_of_run
+from verify.render import generated_credentials, render
+
+pytestmark = pytest.mark.langflow
+ROOT = Path(__file__).resolve().parents[2]
+ECHO = json.loads((ROOT / "flows" / "echo.json").read_text())
+SLOW_SECONDS = 8
+
+
+def echo_flow(name: str, endpoint: str, prefix: str = "", sleep: float = 0, broken: bool = False) -> dict[str, Any]:
+    """The repo's echo flow under another name, its output prefixed (and slowed down) by its own code."""
+    document = copy.deepcopy(ECHO)
+    document.pop("id")
+    document.update(name=name, endpoint_name=endpoint, description=f"{name} {prefix}".strip())
+    output = next(n for n in document["data"]["nodes"] if n["data"]["type"] == "ChatOutput")
+    code = output["data"]["node"]["template"]["code"]
+    statement = (f"import time; time.sleep({sleep}); " if sleep else "") + \
+        ("raise ValueError('broken on purpose'); " if broken else "") + f"text = {prefix!r} + self.convert_to_string()"
+    code["value"] = code["value"].replace("text = self.convert_to_string()", statement, 1)
+    assert statement in code["value"]
+    return document
+
+
+def write_flows(project: Path, flows: dict[str, dict[str, Any]]) -> None:
+    folder = project / "flows"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for endpoint, document in flows.items():
+        (folder / f"{endpoint}.json").write_text(json.dumps(document, indent=1))
+
+
+V1 = {"echo": echo_flow("Echo", "echo", "v1: "), "gone": echo_flow("Gone", "gone", "gone: "),
+      "slow": echo_flow("Slow", "slow", "slow: ", sleep=SLOW_SECONDS)}
+V2 = {"echo": echo_flow("Echo", "echo", "v2: "), "fresh": echo_flow("Fresh", "fresh", "fresh: "), "slow": V1["slow"]}
+
+
+class Client:
+    """One Langflow process, through the API a client uses: a login, then an API key to run flows."""
+
+    def __init__(self, process: LangflowProcess, user: str, password: str):
+        self.process = process
+        status, token = process.request("/api/v1/login", "POST", f"username={user}&password={password}".encode(),
+                                        {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 200, token
+        status, key = process.request("/api/v1/api_key/", "POST", json.dumps({"name": "sync-test"}).encode(),
+                                      {"Authorization": f"Bearer {token['access_token']}",
+                                       "Content-Type": "application/json"})
+        assert status in (200, 201), key
+        self.token, self.key = token["access_token"], key["api_key"]
+
+    def run(self, flow: str, text: str) -> tuple[int, str]:
+        status, body = self.process.request(
+            f"/api/v1/run/{flow}?stream=false", "POST",
+            json.dumps({"input_value": text, "input_type": "chat", "output_type": "chat"}).encode(),
+            {"Content-Type": "application/json", "x-api-key": self.key}, timeout=120)
+        if status != 200 or not isinstance(body, dict):
+            return status, str(body)[:200]
+        return status, body["outputs"][0]["outputs"][0]["results"]["message"]["text"]
+
+    def variables(self) -> list[str]:
+        status, body = self.process.request("/api/v1/variables/", headers={"Authorization": f"Bearer {self.token}"})
+        assert status == 200, body
+        return [v["name"] for v in body]
+
+
+def sync_flows(project: Path, url: str, credentials: dict[str, str], user: str) -> subprocess.CompletedProcess:
+    """What `make sync-flows STACK=prod URL=...` runs, on the copy of the project; credentials in the environment."""
+    env = {**os.environ, "LANGFLOW_SUPERUSER": user,
+           "LANGFLOW_SUPERUSER_PASSWORD": credentials["LANGFLOW_SUPERUSER_PASSWORD"]}
+    return subprocess.run([sys.executable, "-m", "flowsync", "--stack", "prod", "--url", url, "--project", str(project)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("version", VERIFIED_LANGFLOW_VERSIONS)
+def test_a_flow_change_goes_live_on_every_replica_without_a_restart(tmp_path, version):
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml"):
+        source = ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, project / name)
+    write_flows(project, V1)
+    values = {**stack_values(project, "prod"), "image": {**stack_values(project, "prod")["image"], "tag": version}}
+    settings = load_settings(values, project)
+    user = settings.config.auth.superuser
+    credentials = generated_credentials(True)
+    venv = ensure_langflow(version, log=print)
+    run_id = uuid.uuid4().hex
+    with ExitStack() as stack:
+        database = stack.enter_context(ScratchPostgres(settings.config.database.postgresql, log=print))
+        container = render(settings, credentials, database.url)
+        processes = []
+        for index in range(2):  # one after the other: the first migrates the database
+            work = tmp_path / f"replica-{index}"
+            work.mkdir()
+            process = LangflowProcess(venv, container, work, run_id)
+            stack.callback(process.cleanup)
+            process.start()
+            process.wait_ready(container.startup_budget_seconds)
+            processes.append(process)
+        first, second = (Client(p, user, credentials["LANGFLOW_SUPERUSER_PASSWORD"]) for p in processes)
+        pids = [p.proc.pid for p in processes]
+        assert first.run("echo", "hello") == (200, "v1: hello") == second.run("echo", "hello")
+
+        # The first sync of what the processes loaded at start-up: nothing changes, the ledger is written.
+        done = sync_flows(project, processes[0].base_url, credentials, user)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "no changes (3 flows unchanged)" in done.stdout and LEDGER_VARIABLE in first.variables()
+
+        # v2, while a run of the slow flow is in flight.
+        write_flows(project, V2)
+        in_flight: dict[str, Any] = {}
+
+        def slow_run() -> None:
+            in_flight["started"] = time.monotonic()
+            in_flight["answer"] = second.run("slow", "still here")
+            in_flight["ended"] = time.monotonic()
+        runner = threading.Thread(target=slow_run)
+        runner.start()
+        time.sleep(1)
+        sync_started = time.monotonic()
+        done = sync_flows(project, processes[0].base_url, credentials, user)
+        sync_ended = time.monotonic()
+        runner.join(timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        assert {"updated   echo (Echo)", "created   fresh (Fresh)", "unchanged slow (Slow)",
+                "deleted   gone (Gone)"} <= set(lines), done.stdout
+        # Both processes serve v2 at once, the same processes as before: nothing restarted.
+        for client in (first, second):
+            assert client.run("echo", "hello") == (200, "v2: hello")
+            assert client.run("fresh", "hi") == (200, "fresh: hi")
+            assert client.run("gone", "hi") != (200, "gone: hi")
+        assert [p.proc.pid for p in processes] == pids and all(p.proc.poll() is None for p in processes)
+        assert in_flight["answer"] == (200, "slow: still here")
+        assert in_flight["started"] < sync_started and in_flight["ended"] > sync_ended, (in_flight, sync_started, sync_ended)
+
+        # A broken v3 (a node without its template) is refused before Langflow is called.
+        broken = copy.deepcopy(V2)
+        broken["echo"]["data"]["nodes"][0]["data"]["node"]["template"].pop("_type")
+        write_flows(project, broken)
+        refused = sync_flows(project, processes[0].base_url, credentials, user)
+        assert refused.returncode == 2 and "nothing was sent to Langflow" in refused.stderr, refused.stderr
+        assert "flows/echo.json" in refused.stderr
+
+        # One that only Langflow can find broken (its code raises) fails Langflow's own check: nothing switches.
+        write_flows(project, {**V2, "echo": echo_flow("Echo", "echo", "v3: ", broken=True),
+                              "newer": echo_flow("Newer", "newer", "newer: ")})
+        refused = sync_flows(project, processes[0].base_url, credentials, user)
+        assert refused.returncode == 1 and "Langflow could not build echo" in refused.stderr, refused.stderr
+        assert "broken on purpose" in refused.stderr and "Nothing was switched" in refused.stderr
+        for client in (first, second):
+            assert client.run("echo", "hello") == (200, "v2: hello")
+            assert client.run("newer", "hi") != (200, "newer: hi")
+
+        # v2 again: the second sync of it changes nothing, and says so.
+        write_flows(project, V2)
+        again = sync_flows(project, processes[0].base_url, credentials, user)
+        assert again.returncode == 0 and "no changes (3 flows unchanged)" in again.stdout, again.stdout + again.stderr
+        # Each synced flow is there once; the deleted one and the checks' temporary flows are gone.
+        status, listed = processes[1].request("/api/v1/flows/?get_all=true&header_flows=true&remove_example_flows=true",
+                                              headers={"Authorization": f"Bearer {second.token}"})
+        assert status == 200
+        assert sorted(f["endpoint_name"] for f in listed if f.get("endpoint_name")) == ["echo", "fresh", "slow"]
+    assert processes_of_run(run_id) == [], "a Langflow process outlived the test"

@@ -91,7 +91,8 @@ langflow = LangflowApp(
 if spec.flows_synced(config):
     flow_sync = FlowSync(f"{config.name}-flow-sync", config, settings.flows, FLOW_SYNC_SCRIPT.read_text(),
                          credentials_secret=langflow.credentials_secret_name, langflow=[langflow.deployment],
-                         commit=flows_commit(Path(__file__).parent, config.flows.folder))
+                         commit=flows_commit(Path(__file__).parent, config.flows.folder),
+                         opts=pulumi.ResourceOptions(depends_on=guarded))
     pulumi.export("flows_revision", flow_sync.flows_revision)
 images = {"langflow": langflow.image}
 if database is not None and database.image:

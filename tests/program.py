@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import runpy
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # What pulumi-random would produce; '+' and '/' check the URL-safe conversion.
 FAKE_BYTES_BASE64 = "ab+cd/ef" * 5 + "ghi="
 FAKE_PASSWORD = "generated-password-0123456789"
+SLOW_SECONDS = 0.3
 
 
 @dataclass
@@ -61,10 +63,14 @@ class ProgramRun:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, run: ProgramRun, cluster: "FakeCluster"):
-        self.run, self.cluster = run, cluster
+    def __init__(self, run: ProgramRun, cluster: "FakeCluster", slow: frozenset[str] = frozenset()):
+        self.run, self.cluster, self.slow = run, cluster, slow
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        if args.typ in self.slow:
+            # Created slowly, like a real one (mocks run in a thread pool): whatever does not wait for
+            # it registers first, so the recorded order shows what truly depends on it.
+            time.sleep(SLOW_SECONDS)
         if args.resource_id and args.typ == "kubernetes:core/v1:Secret":
             # A read (`Secret.get`) of a Secret the program did not create: the fake cluster holds it.
             name = args.resource_id.split("/")[-1]
@@ -134,8 +140,12 @@ def run_program(
     stack: str = "test",
     project_dir: Optional[Path] = None,
     cluster: Optional[FakeCluster] = None,
+    slow: frozenset[str] = frozenset(),
 ) -> ProgramRun:
-    """Run __main__.py under mocks; `project_dir` gets a copy of it, to hold flows of its own."""
+    """Run __main__.py under mocks; `project_dir` gets a copy of it, to hold flows of its own.
+
+    `slow`: resource types whose creation takes a moment, to show in `resources` what waits for them.
+    """
     run = ProgramRun()
     main = ROOT / "__main__.py"
     if project_dir is not None:
@@ -145,7 +155,7 @@ def run_program(
     os.environ["PULUMI_CONFIG"] = pulumi_config_env(values)
     try:
         cluster = cluster or FakeCluster()
-        pulumi.runtime.set_mocks(RecordingMocks(run, cluster), project="langflow", stack=stack, preview=False)
+        pulumi.runtime.set_mocks(RecordingMocks(run, cluster, slow), project="langflow", stack=stack, preview=False)
 
         exports: dict[str, pulumi.Output] = {}
 

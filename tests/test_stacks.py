@@ -23,6 +23,8 @@ PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 SECRET = "kubernetes:core/v1:Secret"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 NAMESPACE = "kubernetes:core/v1:Namespace"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+WORKLOADS = ("Deployment", "StatefulSet", "Job", "CronJob")
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +81,22 @@ def test_every_object_lands_in_the_stack_namespace(dev):
     for resource in dev.resources:
         if resource.type.startswith("kubernetes:") and resource.type != NAMESPACE:
             assert resource.inputs["metadata"]["namespace"] == "langflow-dev", resource.name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_nothing_is_sent_before_its_namespace_and_no_workload_before_its_network_policies(stack):
+    """An object sent before its Namespace exists is refused (404) on a first `pulumi up`; a pod started
+    before its NetworkPolicies would run unguarded for a moment. With both slow to create, whatever does
+    not wait for them registers first."""
+    run = run_program(stack_values(stack), stack, slow=frozenset({NAMESPACE, NETWORK_POLICY}))
+    assert run.error is None, run.error
+    order = [r for r in run.resources if r.type.startswith("kubernetes:")]
+    namespace = run.one(NAMESPACE).inputs["metadata"]["name"]
+    assert order[0].type == NAMESPACE
+    assert any(r.inputs["metadata"].get("namespace") == namespace for r in order[1:])
+    last_policy = max(i for i, r in enumerate(order) if r.type == NETWORK_POLICY)
+    assert [r.name for r in order[:last_policy] if r.type.split(":")[-1] in WORKLOADS] == []
+    assert {r.type.split(":")[-1] for r in order[last_policy:]} >= {"Deployment", "Job"}
 
 
 def test_the_workload_references_the_secret_and_flows_it_created(dev):

@@ -86,7 +86,8 @@ def objects_of(values: dict[str, Any], stack: str) -> list[dict[str, Any]]:
 def dry_run(client, objects: list[dict[str, Any]]) -> list[str]:
     """Create each object with dryRun=All; the API server's refusals, one line each."""
     refused = []
-    for obj in objects:
+    # Namespaces first: the order of creation is the engine's, and tests/test_stacks.py checks it.
+    for obj in sorted(objects, key=lambda o: o["kind"] != "Namespace"):
         if obj["kind"] == "Namespace":
             # Namespaced objects need it for real; create it (idempotent) with the program's own labels.
             client.ensure(collection(obj), obj)

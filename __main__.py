@@ -6,6 +6,7 @@ import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
 from components import langflow_spec as spec
+from components.ambassador.component import Ambassador
 from components.backups.component import Backups
 from components.backups.spec import backup_subject
 from components.database.component import PostgresDatabase
@@ -17,7 +18,7 @@ from components.langflow import LangflowApp
 from components.namespace import LangflowNamespace
 from components.network_policies.component import NetworkPolicies
 from components.network_policies.spec import stack_pods
-from flowsync import SCRIPT as FLOW_SYNC_SCRIPT
+from flowsync import SCRIPT as FLOW_SYNC_SCRIPT, api_key_scripts
 from settings import ConfigError, load_settings, project_values
 from settings.backups import backup_engine
 from settings.cluster import KubeconfigCluster
@@ -95,6 +96,18 @@ if spec.flows_synced(config):
                          opts=pulumi.ResourceOptions(depends_on=guarded))
     pulumi.export("flows_revision", flow_sync.flows_revision)
 images = {"langflow": langflow.image}
+client_base_url = langflow.base_url
+if config.ambassador.enabled:
+    # API clients call the ambassador, which adds the key: Langflow itself answers only it (and the edge).
+    ambassador = Ambassador(
+        f"{config.name}-ambassador", config.ambassador, spec.ambassador_upstream(config),
+        labels=config.labels, annotations=config.annotations, registry=config.image.registry,
+        credentials_secret=langflow.credentials_secret_name, langflow=[langflow.deployment],
+        api_key=langflow.ambassador_api_key, key_scripts=api_key_scripts(), pod_monitor=settings.pod_monitors,
+        opts=pulumi.ResourceOptions(depends_on=guarded))
+    images["ambassador"] = ambassador.image
+    client_base_url = ambassador.base_url
+    pulumi.export("ambassador_sidecar", ambassador.sidecar)
 if database is not None and database.image:
     images["postgres"] = database.image
 if backups is not None and backups.postgres_image:
@@ -125,11 +138,14 @@ pulumi.export("image", langflow.image)
 # Every image the stack runs, as pinned: what a release deployed, beside the record in its history.
 pulumi.export("images", images)
 pulumi.export("client", {
-    # What a caller of POST {base_url}/api/v1/run/{flow} needs, and where it lives.
-    "run_url": langflow.base_url.apply(lambda url: f"{url}/api/v1/run/{{flow_id}}"),
+    # What a caller of POST {base_url}/api/v1/run/{flow} needs, and where it lives; through the ambassador,
+    # no key at all (it adds one).
+    "base_url": client_base_url,
+    "run_url": client_base_url.apply(lambda url: f"{url}/api/v1/run/{{flow_id}}"),
     "default_flow_id": settings.default_flow,
     "config_map": langflow.client_config_map_name,
-    "api_key_secret": {"name": spec.api_key_secret_name(config), "key": spec.API_KEY_SECRET_KEY},
+    "api_key_secret": None if config.ambassador.enabled else {
+        "name": spec.api_key_secret_name(config), "key": spec.API_KEY_SECRET_KEY},
 })
 pulumi.export("backups", {
     # What `make restore` and a rollback across a schema change use; null: this stack takes no backups.

@@ -28,3 +28,9 @@ def object_metadata(namespace: str, labels: dict[str, str], annotations: dict[st
 def disruption_budget(metadata: dict[str, Any], selector: dict[str, str]) -> dict[str, Any]:
     """A PodDisruptionBudget for a workload of several replicas: node drains take one pod at a time."""
     return {"metadata": metadata, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(selector)}}}
+
+
+def pod_monitor(metadata: dict[str, Any], selector: dict[str, str], port: str, path: str = "/metrics") -> dict[str, Any]:
+    """The Prometheus operator's PodMonitor for one workload's metrics port (keyword arguments of CustomResource)."""
+    return {"api_version": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": metadata,
+            "spec": {"selector": {"matchLabels": dict(selector)}, "podMetricsEndpoints": [{"port": port, "path": path}]}}

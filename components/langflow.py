@@ -50,6 +50,12 @@ class LangflowApp(pulumi.ComponentResource):
         credentials = {"LANGFLOW_SECRET_KEY": self.secret_key}
         if self.superuser_password is not None:
             credentials["LANGFLOW_SUPERUSER_PASSWORD"] = self.superuser_password
+        # Langflow 1.7+ with the ambassador: the key it adds, generated here, as Langflow reads it from env.
+        self.ambassador_api_key: Optional[pulumi.Output[str]] = None
+        if spec.ambassador_key_from_env(config):
+            generated = random.RandomPassword(f"{resource_name}-ambassador-api-key", length=43, special=False, opts=child)
+            self.ambassador_api_key = pulumi.Output.secret(generated.result.apply(lambda value: f"sk-{value}"))
+            credentials["LANGFLOW_API_KEY"] = self.ambassador_api_key
         credentials_secret = k8s.core.v1.Secret(
             f"{resource_name}-credentials",
             metadata=spec.metadata(config),
@@ -103,6 +109,9 @@ class LangflowApp(pulumi.ComponentResource):
         service = k8s.core.v1.Service(
             resource_name, **spec.service_manifest(config), opts=child,
         )
+        if settings.pod_monitors:
+            k8s.apiextensions.CustomResource(f"{resource_name}-pod-monitor", **spec.pod_monitor_manifest(config),
+                                             opts=child)
         if spec.pdb_needed(config):
             k8s.policy.v1.PodDisruptionBudget(resource_name, **spec.pdb_manifest(config), opts=child)
         client_config_map = k8s.core.v1.ConfigMap(

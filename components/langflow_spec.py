@@ -13,14 +13,15 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from components.common import DATABASE_URL_DIGEST_ANNOTATION, IMAGE_ANNOTATION, disruption_budget, object_metadata  # noqa: F401
+from components.ambassador import spec as ambassador_spec
+from components.common import DATABASE_URL_DIGEST_ANNOTATION, IMAGE_ANNOTATION, disruption_budget, object_metadata, pod_monitor  # noqa: F401
 from components.edge.spec import cors_origins
 from settings.cluster import STACK_ANNOTATION
 from settings.kube import safe_label_value
-from settings.managed import CONTAINER_NAME, DATA_DIR, STARTUP_BUDGET_SECONDS, TMP_DIR
+from settings.ambassador import key_from_env
+from settings.managed import CONTAINER_NAME, CONTAINER_PORT, DATA_DIR, STARTUP_BUDGET_SECONDS, TMP_DIR
 from settings.model import LangflowStackConfig, version_before
 
-CONTAINER_PORT = 7860
 SQLITE_URL = f"sqlite:///{DATA_DIR}/langflow.db"
 API_KEY_SECRET_KEY = "LANGFLOW_API_KEY"
 FLOWS_DIGEST_ANNOTATION = "langflow.org/flows-sha256"
@@ -188,7 +189,29 @@ def managed_env(config: LangflowStackConfig, credentials_secret: Any,
     delivery = event_delivery(config)
     if delivery:
         env.append({"name": "LANGFLOW_EVENT_DELIVERY", "value": delivery})
+    # Prometheus on a port of its own: never on the Service clients use.
+    env.append({"name": "LANGFLOW_PROMETHEUS_ENABLED", "value": _bool(config.metrics.enabled)})
+    if config.metrics.enabled:
+        env.append({"name": "LANGFLOW_PROMETHEUS_PORT", "value": str(config.metrics.langflow_port)})
+    if ambassador_key_from_env(config):
+        # The ambassador's key (generated, in the credentials Secret), checked by Langflow itself as the
+        # superuser's; database keys still work.
+        env += [{"name": "LANGFLOW_API_KEY_SOURCE", "value": "env"},
+                from_secret("LANGFLOW_API_KEY", "LANGFLOW_API_KEY", credentials_secret)]
     return env
+
+
+def ambassador_key_from_env(config: LangflowStackConfig) -> bool:
+    return config.ambassador.enabled and key_from_env(config.image.tag)
+
+
+def ambassador_upstream(config: LangflowStackConfig) -> ambassador_spec.Upstream:
+    """The Langflow the ambassador fronts, as the ambassador component needs it."""
+    return ambassador_spec.Upstream(
+        app=config.name, namespace=config.namespace, replicas=config.replicas, selector=selector_labels(config),
+        base_url=base_url(config), image=config.image.reference(), pull_policy=config.image.pull_policy,
+        pull_secrets=tuple(config.image.pull_secrets), superuser=config.auth.superuser if config.auth.enabled else None,
+        key_from_env=ambassador_key_from_env(config), metrics=config.metrics.enabled)
 
 
 def _bool(value: bool) -> str:
@@ -324,7 +347,9 @@ def pod_template(
         "name": CONTAINER_NAME,
         "image": config.image.reference(),
         "imagePullPolicy": config.image.pull_policy,
-        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}] + (
+            [{"name": "metrics", "containerPort": config.metrics.langflow_port, "protocol": "TCP"}]
+            if config.metrics.enabled else []),
         "env": container_env(config, credentials_secret, database),
         "resources": {"requests": config.resources.requests, "limits": config.resources.limits},
         "securityContext": container_security_context(),
@@ -332,6 +357,8 @@ def pod_template(
         **probes(),
     }
     template_annotations = dict(config.annotations)
+    if config.metrics.enabled:
+        template_annotations.update(ambassador_spec.scrape_annotations(config.metrics.langflow_port))
     if flows_digest:
         # Records which flows a pod runs; a flow change also renames the ConfigMap, which rolls the pods.
         template_annotations[FLOWS_DIGEST_ANNOTATION] = flows_digest
@@ -444,18 +471,27 @@ def pdb_manifest(config: LangflowStackConfig) -> dict[str, Any]:
     return disruption_budget(metadata(config, config.name), selector_labels(config))
 
 
+def pod_monitor_manifest(config: LangflowStackConfig) -> dict[str, Any]:
+    return pod_monitor(metadata(config, config.name), selector_labels(config), "metrics")
+
+
 def base_url(config: LangflowStackConfig) -> str:
     """In-cluster URL of the API; `<svc>.<ns>.svc` resolves from any namespace, whatever the cluster domain."""
     return f"http://{config.name}.{config.namespace}.svc:{config.service.port}"
 
 
 def client_settings(config: LangflowStackConfig, default_flow: Optional[str]) -> dict[str, str]:
-    """What a client of `POST /api/v1/run/{flow}` reads from its environment, minus the key itself."""
-    out = {
-        "LANGFLOW_BASE_URL": base_url(config),
-        "LANGFLOW_API_KEY_SECRET": api_key_secret_name(config),
-        "LANGFLOW_API_KEY_SECRET_KEY": API_KEY_SECRET_KEY,
-    }
+    """What a client of `POST /api/v1/run/{flow}` reads from its environment, minus the key itself.
+
+    With the ambassador on, the client calls it and holds no key at all: the ambassador adds it."""
+    if config.ambassador.enabled:
+        out = {"LANGFLOW_BASE_URL": ambassador_spec.base_url(config.ambassador, ambassador_upstream(config))}
+    else:
+        out = {
+            "LANGFLOW_BASE_URL": base_url(config),
+            "LANGFLOW_API_KEY_SECRET": api_key_secret_name(config),
+            "LANGFLOW_API_KEY_SECRET_KEY": API_KEY_SECRET_KEY,
+        }
     if default_flow:
         out["LANGFLOW_DEFAULT_FLOW_ID"] = default_flow
     return out

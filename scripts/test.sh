@@ -27,12 +27,12 @@ fi
 # background stream's report is printed after the foreground one; the run fails if either failed.
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-.venv/bin/python -m pytest -p no:cacheprovider --basetemp="$scratch/langflow" tests/langflow \
+.venv/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp="$scratch/langflow" tests/langflow \
   >"$scratch/langflow.log" 2>&1 &
 langflow_stream=$!
 trap 'kill "$langflow_stream" 2>/dev/null || true; rm -rf "$scratch"' EXIT
 status=0
-.venv/bin/python -m pytest --basetemp="$scratch/rest" --ignore=tests/langflow || status=$?
+.venv/bin/python -m pytest --durations=25 --basetemp="$scratch/rest" --ignore=tests/langflow || status=$?
 wait "$langflow_stream" || status=$((status ? status : $?))
 echo
 echo "===== tests/langflow (run beside the above) ====="

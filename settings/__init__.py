@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from settings.cluster import ClusterView, cluster_problems
+from settings.cluster import ClusterView, cluster_problems, pod_monitors_wanted
 from settings.flows import FlowError, FlowFile, default_flow, load_flow_folder, synced_flow_problems
 from settings.loader import ConfigError, collect_problems, config_key, project_values
 from settings.model import LangflowStackConfig
@@ -18,6 +18,8 @@ class StackSettings:
     config: LangflowStackConfig
     flows: list[FlowFile] = field(default_factory=list)
     default_flow: Optional[str] = None
+    # Metrics scraped through the Prometheus operator's PodMonitors (metrics.scrape, the cluster's CRDs).
+    pod_monitors: bool = False
     # Allowed, but shown in every preview.
     warnings: list[str] = field(default_factory=list)
 
@@ -56,7 +58,8 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     whole = config.whole()
-    return StackSettings(whole, flows, chosen, warnings(whole) + notes)
+    pod_monitors, scrape_notes = pod_monitors_wanted(whole.metrics, cluster)
+    return StackSettings(whole, flows, chosen, warnings=warnings(whole) + notes + scrape_notes, pod_monitors=pod_monitors)
 
 
 __all__ = [

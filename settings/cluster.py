@@ -43,6 +43,9 @@ class ClusterView(Protocol):
     def claim_annotations(self, namespace: str, name: str) -> Optional[dict[str, str]]:
         """A PersistentVolumeClaim's annotations, or None when it does not exist."""
 
+    def has_crd(self, name: str) -> bool:
+        """Whether the cluster has the CustomResourceDefinition `name` (e.g. podmonitors.monitoring.coreos.com)."""
+
 
 def created_by_stack(metadata: dict[str, Any], stack: str) -> bool:
     annotations = metadata.get("annotations") or {}
@@ -80,6 +83,24 @@ def referenced_secrets(config: Any) -> list[tuple[str, str, Optional[str]]]:
         if secret and not secret.get("optional"):
             out.append((f"extra_volumes[{index}].secret.secretName", secret["secretName"], None))
     return out
+
+
+POD_MONITOR_CRD = "podmonitors.monitoring.coreos.com"
+
+
+def pod_monitors_wanted(metrics: Any, cluster: Optional[ClusterView]) -> tuple[bool, list[str]]:
+    """(PodMonitors or not, warnings): `metrics.scrape` auto asks the cluster for the operator's CRD."""
+    if not metrics.enabled or metrics.scrape == "annotations":
+        return False, []
+    if metrics.scrape == "pod-monitor":
+        return True, []
+    if cluster is None:
+        return False, []
+    try:
+        return cluster.has_crd(POD_MONITOR_CRD), []
+    except ClusterUnavailable as error:
+        return False, [f"metrics.scrape is auto but the cluster could not be asked for the {POD_MONITOR_CRD} CRD "
+                       f"({error}): scraping by annotations only; set metrics.scrape to pod-monitor or annotations"]
 
 
 def cluster_problems(config: Any, cluster: ClusterView, stack: str) -> tuple[list[tuple[str, str]], list[str]]:
@@ -162,16 +183,16 @@ class KubeconfigCluster:
     def __init__(self, kubeconfig: Optional[str] = None, context: Optional[str] = None, timeout: float = 10):
         self.kubeconfig, self.context, self.timeout = kubeconfig, context, timeout
 
-    def _api(self):
+    def _api(self, kind: str):
         from kubernetes import client
 
-        return client.CoreV1Api(api_client(self.kubeconfig, self.context))
+        return getattr(client, kind)(api_client(self.kubeconfig, self.context))
 
-    def _read(self, method: str, *args: Any) -> Any:
+    def _read(self, method: str, *args: Any, api: str = "CoreV1Api") -> Any:
         """One read; None when the object does not exist."""
         from kubernetes.client.exceptions import ApiException
 
-        api = self._api()
+        api = self._api(api)
         try:
             return getattr(api, method)(*args, _request_timeout=self.timeout)
         except ApiException as error:
@@ -195,3 +216,6 @@ class KubeconfigCluster:
     def claim_annotations(self, namespace: str, name: str) -> Optional[dict[str, str]]:
         found = self._read("read_namespaced_persistent_volume_claim", name, namespace)
         return None if found is None else dict(found.metadata.annotations or {})
+
+    def has_crd(self, name: str) -> bool:
+        return self._read("read_custom_resource_definition", name, api="ApiextensionsV1Api") is not None

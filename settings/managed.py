@@ -13,6 +13,7 @@ from typing import Optional
 DATA_DIR = "/app/data"  # LANGFLOW_CONFIG_DIR, HOME, the SQLite folder
 TMP_DIR = "/tmp"
 CONTAINER_NAME = "langflow"
+CONTAINER_PORT = 7860  # where Langflow serves its API and UI
 # How long the startup probe lets Langflow start (migrations on a big database take minutes).
 STARTUP_BUDGET_SECONDS = 300
 
@@ -44,6 +45,10 @@ MANAGED_ENV = {
     "LANGFLOW_EVENT_DELIVERY": "replicas and runtime.workers (several processes need direct delivery)",
     "LANGFLOW_CUSTOM_COMPONENT_ADMIN_ONLY": "auth.enabled (with login on, only admins change component code; 1.10+)",
     "LANGFLOW_CORS_ORIGINS": "ingress.hosts (browsers may call Langflow from those origins only)",
+    "LANGFLOW_PROMETHEUS_ENABLED": "metrics.enabled",
+    "LANGFLOW_PROMETHEUS_PORT": "metrics.langflow_port",
+    "LANGFLOW_API_KEY": "ambassador (the key the ambassador adds to every request, from its Secret)",
+    "LANGFLOW_API_KEY_SOURCE": "ambassador (Langflow 1.7+ checks the ambassador's key from its environment)",
 }
 
 # Langflow's auth settings (AuthSettings fields of 1.6 and of 1.13): who can log in and how tokens

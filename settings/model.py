@@ -29,6 +29,7 @@ from settings.base import (  # noqa: F401 - re-exported: the config model's voca
     PinnedImage, Quantity, StrictModel, at, is_registry_host, moving_tag, not_blank, split_registry, storage_class_name, tag_minor,
     valid, version_before,
 )
+from settings.ambassador import AmbassadorConfig, MetricsConfig
 from settings.backups import BackupsConfig
 from settings.database import DatabaseConfig
 from settings.edge import IngressConfig, SSOConfig
@@ -426,6 +427,11 @@ class LangflowStackConfig(StrictModel):
     network_policies: NetworkPoliciesConfig = Field(
         default_factory=NetworkPoliciesConfig, description="Who may reach each pod, and where pods may connect."
     )
+    ambassador: AmbassadorConfig = Field(
+        default_factory=AmbassadorConfig,
+        description="The ambassador for API clients: HAProxy that holds the API key, adds request ids and fails clearly.",
+    )
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus metrics and how they are scraped.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="The data volume.")
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="Where Langflow keeps its state.")
     backups: BackupsConfig = Field(

@@ -35,7 +35,7 @@ def _namespace_problem(value: str) -> Optional[str]:
     return kube.dns_label_problem(value, "namespace name")
 
 
-def _namespace_list(value: list[str]) -> list[str]:
+def namespace_list(value: list[str]) -> list[str]:
     for index, namespace in enumerate(value):
         problem = _namespace_problem(namespace)
         if problem:
@@ -70,7 +70,7 @@ class EgressDestination(StrictModel):
                 raise at(f"[{index}]", f"{cidr!r} has host bits set; write the range as {fixed}") from None
         return value
 
-    _namespaces = field_validator("namespaces")(classmethod(lambda cls, value: _namespace_list(value)))
+    _namespaces = field_validator("namespaces")(classmethod(lambda cls, value: namespace_list(value)))
 
     @field_validator("ports")
     @classmethod
@@ -118,6 +118,14 @@ def oidc_issuer_destination(config: "NetworkPoliciesConfig", sso: SSOConfig) -> 
     return config.egress.oidc_issuer or anywhere(issuer_port(sso.issuer_url))
 
 
+KUBERNETES_API_PORTS = [443, 6443]  # the `kubernetes` Service's port, and the API servers' own (after DNAT)
+
+
+def kubernetes_api_destination(config: "NetworkPoliciesConfig") -> EgressDestination:
+    """Where the ambassador's key Job reaches the Kubernetes API: as configured, else its ports at any address."""
+    return config.egress.kubernetes_api or EgressDestination(cidrs=["0.0.0.0/0", "::/0"], ports=KUBERNETES_API_PORTS)
+
+
 def database_destination(config: "NetworkPoliciesConfig", database: DatabaseConfig) -> EgressDestination:
     """Where a database outside the cluster is: as configured, its IP address, else its port at any address."""
     if config.egress.database is not None:
@@ -129,8 +137,10 @@ def database_destination(config: "NetworkPoliciesConfig", database: DatabaseConf
     return anywhere(database_port(database))
 
 
-def network_warnings(config: "NetworkPoliciesConfig", sso: SSOConfig, database: DatabaseConfig) -> list[str]:
-    """Restricted egress to a destination known only by name is open on its port to any address: say so."""
+def network_warnings(config: "NetworkPoliciesConfig", sso: SSOConfig, database: DatabaseConfig,
+                     kubernetes_api: bool = False) -> list[str]:
+    """Restricted egress to a destination known only by name is open on its port to any address: say so.
+    `kubernetes_api`: a pod of the stack calls the Kubernetes API (the ambassador's key Job)."""
     if not config.enabled or not config.egress.restricted:
         return []
     out = []
@@ -144,6 +154,10 @@ def network_warnings(config: "NetworkPoliciesConfig", sso: SSOConfig, database: 
         out.append(f"network_policies.egress.database is unset: Langflow may connect to port "
                    f"{database_port(database)} at any address to reach its database ({addressable}). Give the "
                    "server's address range, e.g. cidrs: [10.20.0.0/24] with ports: [5432].")
+    if kubernetes_api and config.egress.kubernetes_api is None:
+        out.append("network_policies.egress.kubernetes_api is unset: the ambassador's key Job may connect to ports "
+                   "443 and 6443 at any address to reach the Kubernetes API. Give the API servers' addresses, e.g. "
+                   "cidrs: [10.0.0.10/32] with ports: [6443] (kubectl get endpoints kubernetes).")
     return out
 
 
@@ -173,6 +187,11 @@ class EgressConfig(StrictModel):
         description="Where a database outside the cluster is (mode `external`, or `database.type: url`). Unset: an "
         "IP address host is used as it is; a host name (or a URL Secret, port 5432) opens its port at any address, "
         "with a warning in every preview. In-cluster and CloudNativePG servers need nothing here.",
+    )
+    kubernetes_api: Optional[EgressDestination] = Field(
+        None,
+        description="Where the Kubernetes API servers are, for the one pod that calls them: the ambassador's key Job "
+        "(Langflow before 1.7). Unset: ports 443 and 6443 at any address, with a warning in every preview.",
     )
     llm_apis: list[EgressDestination] = Field(
         default_factory=public_https,
@@ -214,4 +233,4 @@ class NetworkPoliciesConfig(StrictModel):
         return valid(value, _namespace_problem(value))
 
     _client_namespaces = field_validator("api_client_namespaces")(
-        classmethod(lambda cls, value: _namespace_list(value)))
+        classmethod(lambda cls, value: namespace_list(value)))

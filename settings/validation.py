@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from settings import kube
+from settings.ambassador import key_from_env
 from settings.backups import backup_engine
 from settings.network import network_warnings
 from settings.managed import MANAGED_PATHS, MANAGED_VOLUMES, STARTUP_BUDGET_SECONDS, managed_env_source
@@ -255,6 +256,35 @@ def resources_rule(config: LangflowStackConfig) -> Iterator[Problem]:
         "pod would be OOM-killed on every start; set at least 1Gi (2Gi or more for 1.6)")
 
 
+MIN_PROXY_MEMORY_LIMIT = kube.parse_quantity("32Mi")
+
+
+def proxy_resources_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    """oauth2-proxy's and the ambassador's containers: the same checks as Langflow's, a proxy's minimum."""
+    for key, resources in (("sso.oauth2_proxy.resources", config.sso.oauth2_proxy.resources),
+                           ("ambassador.resources", config.ambassador.resources)):
+        unknown = sorted(set(resources) - {"requests", "limits"})
+        for name in unknown:
+            yield (f"{key}.{name}", "unknown key; use requests and limits")
+        if not unknown:
+            yield from _resource_problems(key, resources.get("requests", {}), resources.get("limits", {}), False,
+                                          MIN_PROXY_MEMORY_LIMIT, "is too little for a proxy to start; set at least "
+                                          "32Mi (64Mi or more)")
+
+
+def ambassador_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    """With the ambassador on, Langflow is private: API clients reach the ambassador, never Langflow itself."""
+    if not config.ambassador.enabled:
+        return
+    for index, namespace in enumerate(config.network_policies.api_client_namespaces):
+        yield (f"network_policies.api_client_namespaces[{index}]",
+               f"with the ambassador on, {namespace!r} would reach Langflow past it (no request id, its own API key); "
+               "move it to ambassador.client_namespaces (the shared ambassador) or ambassador.sidecar_namespaces")
+    if not config.network_policies.enabled and config.ambassador.client_namespaces:
+        yield ("network_policies.enabled", "with NetworkPolicies off, nothing keeps API clients from calling "
+               "Langflow past the ambassador; turn them on (Langflow stays private only then)")
+
+
 def _positive(quantity: str) -> bool:
     try:
         return kube.parse_quantity(quantity) > 0
@@ -410,6 +440,7 @@ RULES: tuple[Callable[[LangflowStackConfig], Iterable[Problem]], ...] = (
     service_annotations_rule, storage_size_rule, database_rule, login_off_rule, extra_env_rule, extra_volumes_rule,
     extra_volume_mounts_rule, labels_rule, annotations_rule,
     backups_rule, sqlite_rule, shared_volume_rule, exposure_rule, sso_rule, old_langflow_rule, flows_mount_rule,
+    proxy_resources_rule, ambassador_rule,
 )
 
 
@@ -444,5 +475,6 @@ def warnings(config: LangflowStackConfig) -> list[str]:
                    "and there are no scheduled backups: " + (
                        "set database.postgresql.cloudnative_pg.volume_snapshot_class" if cloudnative
                        else "set backups.enabled: true"))
-    out += network_warnings(config.network_policies, config.sso, config.database)
+    out += network_warnings(config.network_policies, config.sso, config.database,
+                            kubernetes_api=config.ambassador.enabled and not key_from_env(config.image.tag))
     return out

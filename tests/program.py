@@ -115,12 +115,12 @@ def pulumi_config_env(values: dict[str, Any]) -> str:
 
 
 class FakeCluster:
-    """What the program reads from the cluster: namespaces (metadata), Secrets (data) and claims (annotations)."""
+    """What the program reads from the cluster: namespaces (metadata), Secrets (data), claims (annotations), CRDs."""
 
     def __init__(self, namespaces: Optional[dict[str, dict[str, Any]]] = None,
                  secrets: Optional[dict[str, dict[str, str]]] = None,
-                 claims: Optional[dict[str, dict[str, str]]] = None):
-        self.namespaces, self.secrets, self.claims = namespaces or {}, secrets or {}, claims or {}
+                 claims: Optional[dict[str, dict[str, str]]] = None, crds: tuple[str, ...] = ()):
+        self.namespaces, self.secrets, self.claims, self.crds = namespaces or {}, secrets or {}, claims or {}, crds
 
     def __call__(self, *args: Any, **kwargs: Any) -> "FakeCluster":  # stands in for the KubeconfigCluster class
         return self
@@ -133,6 +133,9 @@ class FakeCluster:
 
     def claim_annotations(self, namespace: str, name: str) -> Optional[dict[str, str]]:
         return self.claims.get(name)
+
+    def has_crd(self, name: str) -> bool:
+        return name in self.crds
 
 
 def run_program(

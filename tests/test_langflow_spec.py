@@ -148,7 +148,10 @@ def test_deployment_manifest():
     assert manifest["spec"]["selector"]["matchLabels"] == spec.selector_labels(config)
     template_meta = manifest["spec"]["template"]["metadata"]
     assert template_meta["labels"]["team"] == "ml"
-    assert template_meta["annotations"] == {"owner": "ml", spec.FLOWS_DIGEST_ANNOTATION: "abc"}
+    assert template_meta["annotations"] == {"owner": "ml", spec.FLOWS_DIGEST_ANNOTATION: "abc",
+                                            # Prometheus finds the metrics port without the operator too.
+                                            "prometheus.io/scrape": "true", "prometheus.io/port": "9090",
+                                            "prometheus.io/path": "/metrics"}
     assert manifest["metadata"]["annotations"]["owner"] == "ml"
     assert pod["enableServiceLinks"] is False  # known failure 1: LANGFLOW_PORT=tcp://...
     assert pod["automountServiceAccountToken"] is False
@@ -157,7 +160,9 @@ def test_deployment_manifest():
     assert pod["tolerations"] == [{"key": "ai", "operator": "Exists", "effect": "NoSchedule"}]
     assert "affinity" not in pod
     (container,) = pod["containers"]
-    assert container["ports"] == [{"name": "http", "containerPort": 7860, "protocol": "TCP"}]
+    # Metrics on a port of their own, which the Service (port http only) never exposes.
+    assert container["ports"] == [{"name": "http", "containerPort": 7860, "protocol": "TCP"},
+                                  {"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
     assert container["resources"] == {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "3Gi"}}
 
 

@@ -76,6 +76,11 @@ def pod_peers(rules: list[dict[str, Any]], pods: dict[str, dict[str, str]], key:
     return set().union(*(selected(p["podSelector"], pods) for p in peers_from(rules, key) if "podSelector" in p))
 
 
+def on_port(rules: list[dict[str, Any]], port: int = 7860) -> list[dict[str, Any]]:
+    """The rules that open `port` (default: Langflow's API port)."""
+    return [rule for rule in rules if any(p["port"] == port for p in rule["ports"])]
+
+
 def namespace_peers(rules: list[dict[str, Any]], key: str = "from") -> set[str]:
     """The namespaces (by name) a rule list names."""
     names = set()
@@ -109,11 +114,16 @@ def test_prod_langflow_is_reached_only_through_the_edge(prod):
     pods, found = workloads(prod), policies(prod)
     langflow = found["langflow-langflow"]
     assert selected(langflow["podSelector"], pods) == {"Deployment/langflow"}
-    # oauth2-proxy, and the Job that applies the flows through Langflow's API.
-    assert pod_peers(langflow["ingress"], pods) == {"Deployment/langflow-oauth2-proxy", "Job/langflow-flow-sync-job"}
+    # oauth2-proxy, the ambassador, and the Jobs that apply the flows and make the ambassador's key.
+    assert pod_peers(langflow["ingress"], pods) == {
+        "Deployment/langflow-oauth2-proxy", "Job/langflow-flow-sync-job", "Deployment/langflow-ambassador",
+        "Job/langflow-ambassador-key"}
     # The API paths go from the ingress controller straight to Langflow; no other namespace gets in.
-    assert namespace_peers(langflow["ingress"]) == {"ingress-nginx"}
-    assert {p["port"] for r in langflow["ingress"] for p in r["ports"]} == {7860}
+    assert namespace_peers(on_port(langflow["ingress"])) == {"ingress-nginx"}
+    # Prometheus, from its namespace, on the metrics port only.
+    assert namespace_peers(on_port(langflow["ingress"], 9090)) == {"monitoring"}
+    assert not pod_peers(on_port(langflow["ingress"], 9090), pods)
+    assert {p["port"] for r in langflow["ingress"] for p in r["ports"]} == {7860, 9090}
     proxy = found["langflow-oauth2-proxy"]
     assert selected(proxy["podSelector"], pods) == {"Deployment/langflow-oauth2-proxy"}
     assert namespace_peers(proxy["ingress"]) == {"ingress-nginx"} and not pod_peers(proxy["ingress"], pods)
@@ -130,7 +140,8 @@ def test_prod_database_answers_only_langflow_and_its_jobs(prod):
     clients = pod_peers(database["ingress"], pods)
     # Langflow, its start-up Job, the bootstrap, the snapshot and backup Jobs: every pod but the proxy and itself.
     assert clients == set(pods) - {"StatefulSet/langflow-postgres", "Deployment/langflow-oauth2-proxy",
-                                   "Job/langflow-flow-sync-job"}
+                                   "Job/langflow-flow-sync-job", "Deployment/langflow-ambassador",
+                                   "Job/langflow-ambassador-key"}
     assert {"Job/langflow-init", "Job/langflow-postgres-bootstrap", "CronJob/langflow-backups-scheduled"} <= clients
     assert {p["port"] for r in database["ingress"] for p in r["ports"]} == {5432}
     assert database["policyTypes"] == ["Ingress", "Egress"] and database["egress"] == []
@@ -166,9 +177,9 @@ def test_langflow_egress_is_dns_the_database_and_public_https(stack, request):
 def test_declared_api_client_namespaces_reach_langflow_and_nothing_else(dev):
     values = {**stack_values("dev"), "network_policies": {"api_client_namespaces": ["pipelines", "reports"]}}
     found = policies(run(values))
-    assert namespace_peers(found["langflow-langflow"]["ingress"]) == {"pipelines", "reports"}
+    assert namespace_peers(on_port(found["langflow-langflow"]["ingress"])) == {"pipelines", "reports"}
     # dev has no ingress and no SSO: no namespace is let in, and of its own pods only the flow sync Job.
-    assert namespace_peers(policies(dev)["langflow-langflow"]["ingress"]) == set()
+    assert namespace_peers(on_port(policies(dev)["langflow-langflow"]["ingress"])) == set()
     assert pod_peers(policies(dev)["langflow-langflow"]["ingress"], workloads(dev)) == {"Job/langflow-flow-sync-job"}
 
 
@@ -185,14 +196,14 @@ def test_the_flow_sync_job_reaches_langflow_and_dns_only(stack, request):
 def test_with_flows_restarting_the_pods_there_is_no_flow_sync_job():
     values = {**stack_values("dev"), "flows": {**stack_values("dev")["flows"], "update": "restart"}}
     found = policies(run(values))
-    assert "langflow-flow-sync" not in found and found["langflow-langflow"]["ingress"] == []
+    assert "langflow-flow-sync" not in found and on_port(found["langflow-langflow"]["ingress"]) == []
 
 
 def test_sso_without_api_paths_keeps_the_ingress_controller_away_from_langflow():
     values = stack_values("prod")
     values["sso"] = {**values["sso"], "api_paths": []}
     found = policies(run(values, "prod"))
-    assert namespace_peers(found["langflow-langflow"]["ingress"]) == set()
+    assert namespace_peers(on_port(found["langflow-langflow"]["ingress"])) == set()
 
 
 def test_egress_opt_out_leaves_egress_open_and_ingress_closed():
@@ -200,7 +211,7 @@ def test_egress_opt_out_leaves_egress_open_and_ingress_closed():
     found = policies(run(values, "prod"))
     for name, spec in found.items():
         assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec, name
-    assert namespace_peers(found["langflow-langflow"]["ingress"]) == {"ingress-nginx"}
+    assert namespace_peers(on_port(found["langflow-langflow"]["ingress"])) == {"ingress-nginx"}
 
 
 def test_network_policies_can_be_turned_off():
@@ -247,7 +258,7 @@ def test_an_external_database_by_name_is_open_on_its_port_and_says_so():
 
 def test_sso_without_a_declared_issuer_is_open_on_the_issuer_port_and_says_so():
     values = stack_values("prod")
-    values["network_policies"] = {}
+    values["network_policies"] = {"egress": {"kubernetes_api": values["network_policies"]["egress"]["kubernetes_api"]}}
     found = policies(run(values, "prod"))
     blocks = [p["ipBlock"]["cidr"] for r in found["langflow-oauth2-proxy"]["egress"] for p in r["to"] if "ipBlock" in p]
     assert blocks == ["0.0.0.0/0", "::/0"]

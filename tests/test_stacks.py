@@ -279,7 +279,7 @@ def test_every_image_deployed_is_pinned_annotated_and_exported(stack, request):
         assert workload.inputs["metadata"]["annotations"]["langflow.org/image"] == image, workload.name
         seen.add(image)
     assert seen == exported
-    assert len(exported) == (1 if stack == "dev" else 3)  # prod: Langflow, PostgreSQL, oauth2-proxy
+    assert len(exported) == (1 if stack == "dev" else 4)  # prod: Langflow, PostgreSQL, oauth2-proxy, HAProxy
 
 
 def pinned_images(model: type, path: str = "") -> list[str]:
@@ -296,7 +296,7 @@ def pinned_images(model: type, path: str = "") -> list[str]:
 
 def test_every_image_in_config_refuses_moving_and_empty_tags():
     paths = pinned_images(LangflowStackConfig)
-    assert set(paths) == {"image", "database.postgresql.image", "sso.oauth2_proxy.image"}
+    assert set(paths) == {"image", "database.postgresql.image", "sso.oauth2_proxy.image", "ambassador.image"}
     for path in paths:
         for tag in ("latest", "", "stable", "17", "main"):
             values: dict = {}

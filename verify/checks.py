@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from components.langflow_spec import init_job_needed
+from components.langflow_spec import ambassador_key_from_env, init_job_needed
 from settings import ConfigError, StackSettings, load_settings
 from settings.flows import FlowFile
 from verify.install import ensure_langflow
@@ -104,7 +104,8 @@ class Verification:
             report.out(f"  Langflow {version}")
             venv = ensure_langflow(version, log=report.note)
             report.ok("Langflow installed from its lock", str(venv))
-            credentials = generated_credentials(settings.config.auth.enabled)
+            credentials = generated_credentials(settings.config.auth.enabled,
+                                                ambassador_key_from_env(settings.config))
             with ExitStack() as stack:
                 database_url = self._database(settings, stack)
                 container = render(settings, credentials, database_url)

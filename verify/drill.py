@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from components.backups import spec as backup_spec
-from components.langflow_spec import init_job_needed
+from components.langflow_spec import ambassador_key_from_env, init_job_needed
 from settings.backups import backup_engine
 from settings import StackSettings
 from verify.checks import CheckFailed, Report, Verification, _bearer
@@ -53,7 +53,8 @@ class UpgradeDrill(Verification):
             engine = backup_engine(old_settings.config.backups, old_settings.config.database)
             self._check("the stack takes backups", engine is not None, "backups are off for this stack")
             venvs = {v: ensure_langflow(v, log=report.note) for v in (self.old, self.new)}
-            credentials = generated_credentials(old_settings.config.auth.enabled)
+            credentials = generated_credentials(old_settings.config.auth.enabled,
+                                                ambassador_key_from_env(new_settings.config))
             with ExitStack() as stack:
                 self.database_url = self._database(old_settings, stack)
                 self.workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="langflow-drill-")))

@@ -3,8 +3,9 @@
 The process runs in the sandbox (verify/sandbox.py) inside a PID namespace of
 its own: `langflow run` is PID 1 there, as in a container, and when it or
 this program dies the kernel ends every process in the namespace. It listens
-on 127.0.0.1 only (the rendered LANGFLOW_HOST/PORT are replaced: the one
-deviation from the pod).
+on 127.0.0.1 only (the rendered LANGFLOW_HOST/PORT and the metrics port are
+replaced, and loopback/sitecustomize.py keeps the metrics endpoint on
+127.0.0.1: the deviations from the pod).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from verify.render import Container
 from verify.sandbox import Mount, Sandbox, prepare_writable
 
 REPO = Path(__file__).resolve().parent.parent
+LOOPBACK = Path(__file__).resolve().parent / "loopback"
 PR_SET_PDEATHSIG = 1
 # What Langflow prints when a write hits the read-only root or a folder it may not write.
 WRITE_ERRORS = ("Read-only file system", "Permission denied", "Errno 30", "Errno 13")
@@ -64,7 +66,7 @@ def interpreter_home(venv: Path) -> Path:
 class LangflowProcess:
     def __init__(self, venv: Path, container: Container, workdir: Path, run_id: str = ""):
         self.venv, self.container, self.workdir, self.run_id = venv, container, workdir, run_id
-        self.port = free_port()
+        self.port, self.metrics_port = free_port(), free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
         self.log_path = workdir / "langflow.log"
@@ -93,6 +95,10 @@ class LangflowProcess:
         env = dict(self.container.env)
         # Loopback only; the container listens on 0.0.0.0:7860 behind its pod IP.
         env.update(LANGFLOW_HOST="127.0.0.1", LANGFLOW_PORT=str(self.port))
+        if "LANGFLOW_PROMETHEUS_PORT" in env:
+            # The metrics endpoint too (loopback/sitecustomize.py keeps it on 127.0.0.1).
+            env["LANGFLOW_PROMETHEUS_PORT"] = str(self.metrics_port)
+        env["PYTHONPATH"] = str(LOOPBACK)
         env["PATH"] = f"{self.venv}/bin:/usr/local/bin:/usr/bin:/bin"
         env[RUN_MARKER] = self.run_id
         return env
@@ -103,7 +109,7 @@ class LangflowProcess:
         python_home = interpreter_home(self.venv)
         sandbox = Sandbox(mounts=mounts, uid=self.container.uid, gid=self.container.gid,
                           groups=[self.container.fs_group], working_dir=self.container.working_dir,
-                          visible=[str(self.venv), str(python_home)])
+                          visible=[str(self.venv), str(python_home), str(LOOPBACK)])
         # A PID namespace of its own: Langflow is PID 1, and nothing outlives it.
         argv = sandbox.command(self.container.command or [str(self.venv / "bin" / "langflow"), "run"])
         argv[1:1] = ["--pid", "--kill-child=SIGKILL"]

@@ -72,12 +72,15 @@ class Container:
     notes: list[str] = field(default_factory=list)
 
 
-def generated_credentials(auth_enabled: bool) -> dict[str, str]:
-    """Values of the form the program generates (components/langflow.py): stable within one check."""
+def generated_credentials(auth_enabled: bool, ambassador_key: bool = False) -> dict[str, str]:
+    """Values of the form the program generates (components/langflow.py): stable within one check.
+    `ambassador_key`: Langflow reads the ambassador's key from its environment (spec.ambassador_key_from_env)."""
+    alphabet = string.ascii_letters + string.digits
     values = {"LANGFLOW_SECRET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode()}
     if auth_enabled:
-        alphabet = string.ascii_letters + string.digits
         values["LANGFLOW_SUPERUSER_PASSWORD"] = "".join(secrets.choice(alphabet) for _ in range(24))
+    if ambassador_key:
+        values["LANGFLOW_API_KEY"] = "sk-" + "".join(secrets.choice(alphabet) for _ in range(43))
     return values
 
 

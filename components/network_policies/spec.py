@@ -16,11 +16,14 @@ from components.backups import spec as backups_spec
 from components.common import object_metadata
 from components.database import spec as database_spec
 from components.edge import spec as edge_spec
+from components.ambassador import spec as ambassador_spec
 from components.flow_sync import spec as flow_sync_spec
 from settings.backups import backup_engine
 from settings.model import LangflowStackConfig
+from settings.ambassador import AMBASSADOR_PORT
 from settings.network import (
-    EgressDestination, NetworkPoliciesConfig, database_destination, oidc_issuer_destination, within,
+    EgressDestination, NetworkPoliciesConfig, database_destination, kubernetes_api_destination,
+    oidc_issuer_destination, within,
 )
 
 PART_OF = {"app.kubernetes.io/part-of": "langflow"}
@@ -62,6 +65,17 @@ class StackPods:
     database: Optional[DatabasePeer] = None
     # Jobs whose only connection is the database (Langflow's start-up Job, the bootstrap, PostgreSQL backups).
     database_jobs: dict[str, Pods] = field(default_factory=dict)
+    # The shared ambassador (its client port), and the namespaces that call it.
+    ambassador: Optional[Pods] = None
+    ambassador_client_namespaces: tuple[str, ...] = ()
+    # Namespaces whose pods run the ambassador as a sidecar: the sidecar calls Langflow itself.
+    sidecar_namespaces: tuple[str, ...] = ()
+    # The Job that makes the ambassador's API key (Langflow before 1.7): Langflow, then the Kubernetes API.
+    ambassador_key_job: Optional[Pods] = None
+    # Metrics ports, by the pods that serve them, and the namespaces (Prometheus) that scrape them.
+    langflow_metrics_port: Optional[int] = None
+    ambassador_admin_port: Optional[int] = None
+    scrape_namespaces: tuple[str, ...] = ()
 
 
 def database_peer(config: LangflowStackConfig) -> Optional[DatabasePeer]:
@@ -91,9 +105,22 @@ def stack_pods(config: LangflowStackConfig) -> StackPods:
     if backup_engine(config.backups, database) == "postgresql":
         jobs["backups"] = Pods(backups_spec.pod_selector_labels(app))
     flow_sync = Pods(flow_sync_spec.selector_labels(config)) if langflow_spec.flows_synced(config) else None
+    ambassador_config, metrics = config.ambassador, config.metrics
+    ambassador = key_job = None
+    if ambassador_config.enabled:
+        ambassador = Pods(ambassador_spec.selector_labels(app), AMBASSADOR_PORT)
+        if not langflow_spec.ambassador_key_from_env(config):
+            key_job = Pods(ambassador_spec.key_job_selector_labels(app))
     return StackPods(
         langflow=Pods(langflow_spec.selector_labels(config), langflow_spec.CONTAINER_PORT),
-        langflow_clients=tuple(p for p in (oauth2_proxy, flow_sync) if p),
+        langflow_clients=tuple(p for p in (oauth2_proxy, flow_sync, ambassador, key_job) if p),
+        ambassador=ambassador,
+        ambassador_client_namespaces=tuple(ambassador_config.client_namespaces) if ambassador else (),
+        sidecar_namespaces=tuple(ambassador_config.sidecar_namespaces) if ambassador else (),
+        ambassador_key_job=key_job,
+        langflow_metrics_port=metrics.langflow_port if metrics.enabled else None,
+        ambassador_admin_port=ambassador_config.admin_port if ambassador else None,
+        scrape_namespaces=tuple(metrics.scrape_namespaces) if metrics.enabled else (),
         flow_sync=flow_sync,
         oauth2_proxy=oauth2_proxy,
         oidc_issuer=oidc_issuer_destination(config.network_policies, sso) if sso.enabled else None,
@@ -156,6 +183,13 @@ def _policy(name: str, namespace: str, labels: dict[str, str], annotations: dict
     return {"metadata": object_metadata(namespace, labels, annotations, name), "spec": spec}
 
 
+def _scrape(pods: StackPods, port: Optional[int]) -> list[dict[str, Any]]:
+    """Prometheus, from its namespaces, on a metrics port."""
+    if port is None or not pods.scrape_namespaces:
+        return []
+    return [{"from": [_namespace(name) for name in pods.scrape_namespaces], "ports": _tcp(port)}]
+
+
 def network_policy_manifests(config: NetworkPoliciesConfig, pods: StackPods, *, app: str, namespace: str,
                              labels: dict[str, str], annotations: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Every NetworkPolicy of the stack, by name."""
@@ -174,12 +208,21 @@ def network_policy_manifests(config: NetworkPoliciesConfig, pods: StackPods, *, 
     controller = [_namespace(config.ingress_controller_namespace)]
     langflow_from = [_pods(client) for client in pods.langflow_clients]
     langflow_from += controller if pods.ingress_to_langflow else []
-    langflow_from += [_namespace(name) for name in config.api_client_namespaces]
+    langflow_from += [_namespace(name) for name in (*config.api_client_namespaces, *pods.sidecar_namespaces)]
     langflow_ingress = [{"from": langflow_from, "ports": _tcp(pods.langflow.port)}] if langflow_from else []
+    langflow_ingress += _scrape(pods, pods.langflow_metrics_port)
     langflow_egress = [dns, *_database_egress(pods.database), *map(_to, config.egress.llm_apis)]
     add(f"{app}-langflow", _pods(pods.langflow)["podSelector"], langflow_ingress, langflow_egress)
 
     to_langflow = {"to": [_pods(pods.langflow)], "ports": _tcp(pods.langflow.port)}
+    if pods.ambassador is not None:
+        callers = [_namespace(name) for name in pods.ambassador_client_namespaces]
+        ambassador_ingress = [{"from": callers, "ports": _tcp(pods.ambassador.port)}] if callers else []
+        add(f"{app}-ambassador", _pods(pods.ambassador)["podSelector"],
+            ambassador_ingress + _scrape(pods, pods.ambassador_admin_port), [dns, to_langflow])
+    if pods.ambassador_key_job is not None:
+        add(f"{app}-ambassador-key", _pods(pods.ambassador_key_job)["podSelector"], [],
+            [dns, to_langflow, _to(kubernetes_api_destination(config))])
     if pods.oauth2_proxy is not None:
         proxy_ingress = ([{"from": controller, "ports": _tcp(pods.oauth2_proxy.port)}]
                          if pods.ingress_to_oauth2_proxy else [])

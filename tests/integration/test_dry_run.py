@@ -49,7 +49,8 @@ def manifest(resource: Registered) -> dict[str, Any]:
     return body
 
 
-PLURALS = {"Ingress": "ingresses", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets"}
+PLURALS = {"Ingress": "ingresses", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets",
+           "RoleBinding": "rolebindings", "ServiceAccount": "serviceaccounts"}
 
 
 def collection(obj: dict[str, Any]) -> str:
@@ -111,8 +112,10 @@ BASE_KINDS = [
 @pytest.mark.parametrize(("stack", "kinds"), [
     ("dev", sorted(BASE_KINDS + ["CronJob", "Job"])),
     # On PostgreSQL: the database StatefulSet, its bootstrap Job and Langflow's init Job; the edge: the
-    # Ingress, oauth2-proxy's PodDisruptionBudget and Dex's OAuth2Client (in the platform's namespace).
-    ("prod", sorted(BASE_KINDS + ["CronJob", "Ingress", "Job", "OAuth2Client", "PodDisruptionBudget", "StatefulSet"])),
+    # Ingress, oauth2-proxy's PodDisruptionBudget and Dex's OAuth2Client (in the platform's namespace); the
+    # ambassador's key Job, with its ServiceAccount and the Role that may patch the key's Secret only.
+    ("prod", sorted(BASE_KINDS + ["CronJob", "Ingress", "Job", "OAuth2Client", "PodDisruptionBudget", "Role",
+                                  "RoleBinding", "ServiceAccount", "StatefulSet"])),
 ])
 def test_every_object_of_the_stack_passes_a_server_side_dry_run(api, stack, kinds):
     objects = objects_of(stack_values(stack), stack)
@@ -206,6 +209,13 @@ ACCEPTED = {
                                    "service": {"type": "LoadBalancer", "port": 443,
                                                "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}}},
     "namespace at the length limit": {"namespace": "n" * 63, "name": "l" * 40},
+    # The key Job (Langflow 1.6) or the generated key (1.13), a sidecar's objects in a client's namespace.
+    "ambassador on 1.6 with a sidecar": {"ambassador": {
+        "enabled": True, "replicas": 3, "client_namespaces": ["pipelines"], "sidecar_namespaces": ["default"],
+        "rate_limit_per_client": 5, "allowed_paths": ["/api/v1/run/", "/api/v2/workflow/"]}},
+    "ambassador on 1.13, metrics on their own ports": {
+        "image": {"tag": "1.13.0"}, "metrics": {"langflow_port": 9464},
+        "ambassador": {"enabled": True, "replicas": 1, "sidecar_namespaces": ["default"], "admin_port": 9901}},
 }
 
 

@@ -1,0 +1,174 @@
+"""The ambassador's HAProxy, run for real with the config the program renders, on 127.0.0.1.
+
+Only addresses change: the listening ports become free ports on 127.0.0.1, and the Langflow pods that
+HAProxy would resolve from the headless Service become fixed servers (each with the same check, ejection
+and retry settings). Everything else is the rendered haproxy.cfg, byte for byte. HAProxy comes from
+Debian's package, the release of the pinned image (components/ambassador/spec.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Optional
+
+from verify.process import _die_with_parent, free_port
+
+
+class HAProxyUnavailable(Exception):
+    pass
+
+
+def haproxy_binary() -> str:
+    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    if not found:
+        raise HAProxyUnavailable("haproxy is not installed (Debian's package `haproxy`; make test installs it)")
+    return found
+
+
+def _once(pattern: str, replacement: str, text: str) -> str:
+    new, count = re.subn(pattern, replacement, text, flags=re.MULTILINE)
+    if count != 1:
+        raise ValueError(f"the rendered config has {count} lines matching {pattern!r}, expected one")
+    return new
+
+
+def local_config(rendered: str, upstreams: list[tuple[str, int]], api_port: int, admin_port: int) -> str:
+    """The rendered haproxy.cfg with its addresses mapped to 127.0.0.1, and nothing else changed."""
+    text = _once(r"^(frontend api\n    bind )\S+$", rf"\g<1>127.0.0.1:{api_port}", rendered)
+    text = _once(r"^(frontend admin\n    bind )\S+$", rf"\g<1>127.0.0.1:{admin_port}", text)
+    match = re.search(r"^    server-template langflow \d+ \S+ resolvers cluster init-addr none (.*)$", text, re.MULTILINE)
+    if not match:
+        raise ValueError("the rendered config has no server-template line for Langflow")
+    servers = "\n".join(f"    server langflow{i} {host}:{port} {match[1]}" for i, (host, port) in enumerate(upstreams, 1))
+    text = text[:match.start()] + servers + text[match.end():]
+    return _once(r"^resolvers cluster\n(    .*\n)+\n?", "", text)
+
+
+class HAProxyProcess:
+    """HAProxy in the foreground (`-W -db`, as the image runs it), its access log in `log_path`."""
+
+    def __init__(self, rendered: str, upstreams: list[tuple[str, int]], workdir: Path, api_key: str):
+        self.api_port, self.admin_port = free_port(), free_port()
+        self.config_path = workdir / "haproxy.cfg"
+        self.config_path.write_text(local_config(rendered, upstreams, self.api_port, self.admin_port))
+        self.log_path = workdir / "haproxy.log"
+        self.api_key = api_key
+        self.proc: Optional[subprocess.Popen] = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self, budget: float = 10) -> None:
+        binary = haproxy_binary()
+        env = {"PATH": "/usr/sbin:/usr/bin:/bin", "LANGFLOW_API_KEY": self.api_key}
+        check = subprocess.run([binary, "-c", "-f", str(self.config_path)], env=env, capture_output=True, text=True,
+                               timeout=30)
+        if check.returncode != 0:
+            raise ValueError(f"haproxy refuses the config:\n{check.stdout}{check.stderr}")
+        log = self.log_path.open("a")
+        self.proc = subprocess.Popen([binary, "-W", "-db", "-f", str(self.config_path)], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+        log.close()
+        deadline = time.monotonic() + budget
+        while time.monotonic() < deadline:
+            if self.request("/healthz")[0] == 200:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"haproxy did not start:\n{self.log_path.read_text()[-2000:]}")
+
+    def request(self, path: str, method: str = "GET", body: Optional[bytes] = None,
+                headers: Optional[dict[str, str]] = None, timeout: float = 30,
+                port: Optional[int] = None) -> tuple[int, Any, dict[str, str]]:
+        """(status, JSON body or text, headers by lowercase name); status 0 when nothing answered."""
+        url = f"http://127.0.0.1:{port or self.api_port}{path}"
+        request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, raw, got = response.status, response.read(), {k.lower(): v for k, v in response.headers.items()}
+        except urllib.error.HTTPError as error:
+            status, raw, got = error.code, error.read(), {k.lower(): v for k, v in error.headers.items()}
+        except (urllib.error.URLError, OSError):
+            return 0, None, {}
+        try:
+            return status, json.loads(raw), got
+        except ValueError:
+            return status, raw.decode(errors="replace"), got
+
+    def access_log(self) -> list[dict[str, Any]]:
+        """The JSON access log lines written so far."""
+        out = []
+        for line in self.log_path.read_text().splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR1)  # the image's stop signal: finish what is in flight
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Relay:
+    """A TCP relay on 127.0.0.1 in front of one server, recording what reached it: proof at the wire of
+    what the proxy sent on (a header Langflow does not echo). Threads end when the relay closes."""
+
+    def __init__(self, target_port: int):
+        import socket
+        import threading
+
+        self.target_port, self.received = target_port, bytearray()
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:  # the server is gone: so is this connection, as it would be without the relay
+                client.close()
+                continue
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source, target, record: bool) -> None:
+        try:
+            while chunk := source.recv(65536):
+                if record:
+                    with self._lock:
+                        self.received += chunk
+                target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                try:
+                    end.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._server.close()

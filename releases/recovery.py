@@ -20,10 +20,15 @@ kinds are never deleted.
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
 import re
+import shutil
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from releases import processes
@@ -235,3 +240,45 @@ def rollout_status(obj: dict[str, Any]) -> Optional[str]:
 def recovery_summary(actions: list[str]) -> str:
     """The line an update's message gets for what was recovered before it."""
     return "recovered first: " + "; ".join(actions) if actions else ""
+
+
+# --- a state file cut short by the kill ----------------------------------------------------------
+
+def state_file(backend_url: str, project: str, stack: str) -> Optional[Path]:
+    """The self-managed backend's state file of `project`/`stack` (file:// backends only; None otherwise)."""
+    if not backend_url.startswith("file://"):
+        return None
+    root = Path(os.path.expanduser(backend_url.removeprefix("file://")))
+    folder = root / ".pulumi" / "stacks" / project
+    for name in (f"{stack}.json", f"{stack}.json.gz"):
+        if (folder / name).exists() or (folder / f"{name}.bak").exists():
+            return folder / name
+    return None
+
+
+def _readable(path: Path) -> bool:
+    try:
+        raw = path.read_bytes()
+        json.loads(gzip.decompress(raw) if path.name.endswith((".gz", ".gz.bak")) else raw)
+        return True
+    except (OSError, ValueError, EOFError, gzip.BadGzipFile):
+        return False
+
+
+def repair_state_file(path: Optional[Path], now: Optional[datetime] = None) -> Optional[str]:
+    """The backend renames a stack's state to `.bak` and writes the new one on every checkpoint: a kill in
+    between leaves no state, or a cut one (Pulumi then says `failed to load checkpoint: EOF`). The `.bak`,
+    the checkpoint before, is put back; the cut file is kept beside it. What was done, or None."""
+    if path is None or (path.exists() and _readable(path)):
+        return None
+    backup = path.with_name(path.name + ".bak")
+    if not _readable(backup):
+        return None  # nothing better to offer: Pulumi's own error stands
+    what = "missing"
+    if path.exists():
+        kept = path.with_name(f"{path.name}.cut-{(now or datetime.now()):%Y%m%d%H%M%S}")
+        path.rename(kept)
+        what = f"cut short (kept as {kept.name})"
+    shutil.copy2(backup, path)
+    return (f"the stack's state file was {what} by an interrupted update: restored the checkpoint before it "
+            f"({backup.name}); its pending operations are settled next")

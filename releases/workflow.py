@@ -26,14 +26,15 @@ from releases.history import (
 )
 from releases.recovery import (
     ROLLED_OUT_KINDS, PendingOperation, holder_is_gone, lock_holders, lock_refusal, pending_operations,
-    plan_recovery, recovery_summary, refresh_targets, rollout_status, settle_action, stack_outputs, state_ids,
+    plan_recovery, recovery_summary, refresh_targets, repair_state_file, rollout_status, settle_action, stack_outputs,
+    state_file, state_ids,
 )
 from releases.snapshot import Repository, read_tree, write_tree
 from releases.watch import ApiServerWatch, kubernetes_probe
 from settings import ConfigError, StackSettings, load_settings, project_values
 from settings.cluster import ClusterUnavailable, api_client
 from settings.flows import FlowError, flows_digest, load_flow_folder
-from settings.loader import parse_config
+from settings.loader import PROJECT, parse_config
 from settings.model import FlowsConfig
 from settings.schemas import schema_head
 
@@ -71,6 +72,11 @@ class StackReleases:
         self.recovered: list[str] = []  # what recovery did before this run's update, for its message
         # Pulumi and its plugins inherit the mark: a later run finds what this one leaves running.
         os.environ[processes.RUN_MARKER] = f"{processes.run_id(os.getpid())} {self.project_dir}"
+        # Before Pulumi reads it: a state file an earlier run was killed in the middle of writing.
+        repaired = repair_state_file(state_file(os.environ.get("PULUMI_BACKEND_URL", ""), PROJECT, self.name))
+        if repaired:
+            self.recovered.append(repaired)
+            out(f"recovered: {repaired}")
         self.stack = auto.select_stack(stack_name, work_dir=str(self.project_dir))
         self.stack_file = f"Pulumi.{self.name}.yaml"
         self._kubernetes = None

@@ -7,11 +7,8 @@ proxy in front of real Langflow processes is tests/langflow/test_ambassador_real
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,59 +16,32 @@ import pytest
 
 from components.ambassador import spec
 from settings.ambassador import AmbassadorConfig
+from tests.stand_ins import StandInServer
 from verify.ambassador import HAProxyProcess, HAProxyUnavailable, haproxy_binary, local_config
-from verify.process import free_port
 
 KEY = "sk-test-key-0123456789"
 CONNECT, RESPONSE, RATE = 1, 2, 20
 
 
-class StandIn:
-    """An upstream on 127.0.0.1 that records what reached it; `mode` says how it answers runs."""
+class StandIn(StandInServer):
+    """An upstream that records what reached it; `mode` says how it answers runs."""
 
     def __init__(self, mode: str = "ok"):
-        self.mode, self.seen, self.port = mode, [], free_port()
-        stand_in = self
+        self.mode, self.seen = mode, []
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                if self.path == "/health_check":
-                    status = 500 if stand_in.mode == "failing" else 200
-                    body = {"status": "ok" if status == 200 else "down"}
-                else:
-                    stand_in.seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
-                    if stand_in.mode == "slow":
-                        time.sleep(RESPONSE + 2)
-                    if stand_in.mode == "drop":
-                        self.close_connection = True
-                        self.connection.shutdown(2)
-                        return
-                    status = 500 if stand_in.mode == "failing" else 200
-                    body = {"served_by": stand_in.port}
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            do_GET = do_POST = _answer
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, method: str, path: str, headers: dict[str, str]):
+        if path == "/health_check":
+            return (500, {"status": "down"}) if self.mode == "failing" else (200, {"status": "ok"})
+        self.seen.append({"path": path, **headers})
+        if self.mode == "slow":
+            time.sleep(RESPONSE + 2)
+        if self.mode == "drop":
+            return None  # reads the request, then closes the connection without an answer
+        return (500 if self.mode == "failing" else 200), {"served_by": self.port}
 
     def runs(self) -> list[dict[str, Any]]:
         return [s for s in self.seen if s["path"].startswith("/api/")]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def rendered(**ambassador: Any) -> str:
@@ -236,13 +206,13 @@ def test_a_client_above_its_rate_gets_a_json_429(proxy, stand_ins):
 def test_the_metrics_show_the_requests_just_made(proxy, stand_ins):
     upstream = stand_ins()
     process = proxy(upstream)
-    for _ in range(3):
-        run(process)
+    assert [run(process)[0] for _ in range(3)] == [200] * 3
     status, text, _ = process.request("/metrics", port=process.admin_port)
     assert status == 200
     line = next(l for l in text.splitlines()
                 if l.startswith('haproxy_backend_http_responses_total{proxy="langflow",code="2xx"}'))
-    assert float(line.split()[-1]) == 3
-    assert 'haproxy_server_status{proxy="langflow",server="langflow1",state="UP"} 1' in text
+    assert float(line.split()[-1]) == 3, line
+    assert 'haproxy_server_status{proxy="langflow",server="langflow1",state="UP"} 1' in text, \
+        [l for l in text.splitlines() if l.startswith("haproxy_server_status")]
     # Never on the port clients use.
     assert process.request("/metrics")[0] == 403

@@ -6,73 +6,39 @@ the Role the program renders, in tests/integration/test_ambassador_key_real.py.
 
 from __future__ import annotations
 
-import json
 import stat
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
 from flowsync import API_KEY_SCRIPT
 from flowsync.api_key import FileStore, ensure_key
 from flowsync.sync import SyncError
-from verify.process import free_port
+from tests.stand_ins import StandInServer
 
 
-class StandInLangflow:
+class StandInLangflow(StandInServer):
     """Auto-login, key creation and whoami, as Langflow 1.6 answers them; `keys` are the ones it accepts."""
 
     def __init__(self) -> None:
         self.keys: set[str] = set()
         self.created = 0
-        self.port = free_port()
-        stand_in = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _json(self, status: int, body: Any) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def do_GET(self) -> None:
-                if self.path == "/api/v1/auto_login":
-                    self._json(200, {"access_token": "token"})
-                elif self.path == "/api/v1/users/whoami":
-                    ok = self.headers.get("x-api-key") in stand_in.keys
-                    self._json(200 if ok else 403, {"username": "langflow"} if ok else {"detail": "Invalid API key"})
-                else:
-                    self._json(200, {"status": "ok"})
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.path == "/api/v1/api_key/" and self.headers.get("Authorization") == "Bearer token":
-                    stand_in.created += 1
-                    key = f"sk-made-{stand_in.created}"
-                    stand_in.keys.add(key)
-                    self._json(200, {"name": "langflow-ambassador", "api_key": key})
-                else:
-                    self._json(403, {"detail": "no"})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _answer(self, method: str, path: str, headers: dict[str, str]):
+        if (method, path) == ("GET", "/api/v1/auto_login"):
+            return 200, {"access_token": "token"}
+        if (method, path) == ("GET", "/api/v1/users/whoami"):
+            return (200, {"username": "langflow"}) if headers.get("x-api-key") in self.keys else \
+                (403, {"detail": "Invalid API key"})
+        if (method, path) == ("POST", "/api/v1/api_key/") and headers.get("authorization") == "Bearer token":
+            self.created += 1
+            self.keys.add(f"sk-made-{self.created}")
+            return 200, {"name": "langflow-ambassador", "api_key": f"sk-made-{self.created}"}
+        return 403, {"detail": "no"}
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from releases import history, processes
 from releases.database import STOPPED_ANNOTATION, StackDatabase
 from releases.history import ReleaseError
 from releases.recovery import (
+    repair_state_file, state_file,
     AUTONAMED, LockHolder, RecoveryPlan, holder_is_gone, lock_holders, lock_refusal,
     pending_operations, plan_recovery, recovery_summary, refresh_targets, rollout_status, settle_action,
     stack_outputs, state_ids,
@@ -419,3 +420,26 @@ def test_a_bad_api_outage_bound_is_refused_naming_the_option(bound, capsys):
         main(["up", "--stack", "dev", "--api-outage-seconds", bound])
     assert exit_.value.code == 2
     assert f"--api-outage-seconds: {bound!r} is not a number of seconds above 0" in capsys.readouterr().err
+
+
+def test_a_state_file_a_kill_cut_short_is_restored_from_the_checkpoint_before(tmp_path: Path):
+    folder = tmp_path / ".pulumi" / "stacks" / "langflow"
+    folder.mkdir(parents=True)
+    path = state_file(f"file://{tmp_path}", "langflow", "dev")
+    assert path is None  # no stack yet: nothing to repair
+    (folder / "dev.json.bak").write_text('{"checkpoint": {"latest": {"resources": []}}}')
+    (folder / "dev.json").write_text('{"checkpoint": {"lat')  # the engine was killed while writing it
+    path = state_file(f"file://{tmp_path}", "langflow", "dev")
+    said = repair_state_file(path, now=datetime(2026, 12, 3, 8, 0, 0))
+    assert said and "cut short (kept as dev.json.cut-20261203080000)" in said
+    assert path.read_text() == (folder / "dev.json.bak").read_text()
+    assert (folder / "dev.json.cut-20261203080000").read_text() == '{"checkpoint": {"lat'
+    assert repair_state_file(path) is None  # whole again: left alone
+    # Renamed to .bak and never written again: the .bak is put back.
+    path.unlink()
+    assert "was missing" in repair_state_file(state_file(f"file://{tmp_path}", "langflow", "dev"))
+    # No readable checkpoint before it: nothing to offer, Pulumi's own error stands.
+    path.write_text("")
+    (folder / "dev.json.bak").write_text("")
+    assert repair_state_file(path) is None and path.read_text() == ""
+    assert state_file("s3://bucket", "langflow", "dev") is None

@@ -87,10 +87,12 @@ def objects_of(values: dict[str, Any], stack: str) -> list[dict[str, Any]]:
 def dry_run(client, objects: list[dict[str, Any]]) -> list[str]:
     """Create each object with dryRun=All; the API server's refusals, one line each."""
     refused = []
-    # Namespaces first: the order of creation is the engine's, and tests/test_stacks.py checks it.
-    for obj in sorted(objects, key=lambda o: o["kind"] != "Namespace"):
-        if obj["kind"] == "Namespace":
-            # Namespaced objects need it for real; create it (idempotent) with the program's own labels.
+    # Namespaces first, then ServiceAccounts: the order of creation is the engine's (tests/test_stacks.py
+    # checks it), and admission looks both up for real.
+    real = ("Namespace", "ServiceAccount")
+    for obj in sorted(objects, key=lambda o: real.index(o["kind"]) if o["kind"] in real else len(real)):
+        if obj["kind"] in real:
+            # Namespaced objects need it, a pod its ServiceAccount; create it (idempotent) as the program has it.
             client.ensure(collection(obj), obj)
             continue
         try:

@@ -212,7 +212,21 @@ def test_an_interrupted_update_is_settled_by_the_next_command(toolchain_bin, loc
     assert_settled(project, client, run.processes())
     assert (claim_uid(client), secret_key(client)) == (claim, key)
 
-    # 5. A destroy, killed at its first delete: the next `make destroy` finishes it, the data volume and
+    # 5. An update killed while the engine rewrote the state file (the backend moves it to .bak, then writes
+    #    the new one): the next `make up` puts the checkpoint before back and settles from there.
+    project.set_path("resources.requests.cpu", "350m")
+    run = Run(project, "up")
+    orphans = run.kill_when(lambda: any(k == "updating" for k, _ in pending(project)))
+    state = project.root.parent / "backend" / ".pulumi" / "stacks" / "langflow" / f"{project.stack}.json"
+    state.write_bytes(state.read_bytes()[:200])  # what CI once met: `failed to load checkpoint: EOF`
+    output = ok(Run(project, "up"))
+    assert "recovered: the stack's state file was cut short" in output, output[-4000:]
+    assert_settled(project, client, orphans)
+    deploy = client.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/langflow")
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "350m"
+    assert (claim_uid(client), secret_key(client)) == (claim, key)
+
+    # 6. A destroy, killed at its first delete: the next `make destroy` finishes it, the data volume and
     #    the generated secret key stay, and a later `make up` runs on them.
     run = Run(project, "destroy")
     orphans = run.kill_when(lambda: any(k == "deleting" for k, _ in pending(project)))

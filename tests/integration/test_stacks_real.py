@@ -112,12 +112,15 @@ def test_stack_lifecycle(stack, namespace, strategy, toolchain_bin, local_cluste
     assert set(secret["data"]) >= {"LANGFLOW_SECRET_KEY"}
     if stack == "prod":
         # The database came first: the server, Langflow's role and database, then Langflow's start-up once;
-        # once Langflow served, the flow sync.
+        # once Langflow served, the flow sync and the ambassador's key Job, then the ambassador.
         server = client.get(f"/apis/apps/v1/namespaces/{namespace}/statefulsets/langflow-postgres")
         assert server["status"].get("readyReplicas") == 1
         done = {j["metadata"]["name"].rsplit("-", 1)[0]: completed(j) for j in jobs(client, namespace)}
         assert done == {"langflow-postgres-bootstrap": True, "langflow-snapshot": True, "langflow-init": True,
-                        "langflow-flow-sync": True}, done
+                        "langflow-flow-sync": True, "langflow-ambassador-key": True}, done
+        assert rolled_out(client.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/langflow-ambassador"))
+        headless = client.get(f"/api/v1/namespaces/{namespace}/services/langflow-pods")
+        assert headless["spec"]["clusterIP"] == "None"
         assert env["LANGFLOW_DATABASE_URL"] == {"secretKeyRef": {"name": "langflow-database-url", "key": "url"}}
         url = base64.b64decode(client.get(f"/api/v1/namespaces/{namespace}/secrets/langflow-database-url")["data"]["url"]).decode()
         assert url.startswith("postgresql://langflow:") and "@langflow-postgres.langflow.svc:5432/langflow?sslmode=disable" in url

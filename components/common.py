@@ -30,6 +30,11 @@ def disruption_budget(metadata: dict[str, Any], selector: dict[str, str]) -> dic
     return {"metadata": metadata, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(selector)}}}
 
 
+def scrape_annotations(port: int, path: str = "/metrics") -> dict[str, str]:
+    """The common scrape annotations, read by Prometheus' kubernetes_sd configs without the operator."""
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": path}
+
+
 def pod_monitor(metadata: dict[str, Any], selector: dict[str, str], port: str, path: str = "/metrics") -> dict[str, Any]:
     """The Prometheus operator's PodMonitor for one workload's metrics port (keyword arguments of CustomResource)."""
     return {"api_version": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": metadata,

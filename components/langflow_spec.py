@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from components.ambassador import spec as ambassador_spec
-from components.common import DATABASE_URL_DIGEST_ANNOTATION, IMAGE_ANNOTATION, disruption_budget, object_metadata, pod_monitor  # noqa: F401
+from components.common import (  # noqa: F401 - IMAGE_ANNOTATION is re-exported
+    DATABASE_URL_DIGEST_ANNOTATION, IMAGE_ANNOTATION, disruption_budget, object_metadata, pod_monitor, scrape_annotations,
+)
 from components.edge.spec import cors_origins
 from settings.cluster import STACK_ANNOTATION
 from settings.kube import safe_label_value
@@ -358,7 +360,7 @@ def pod_template(
     }
     template_annotations = dict(config.annotations)
     if config.metrics.enabled:
-        template_annotations.update(ambassador_spec.scrape_annotations(config.metrics.langflow_port))
+        template_annotations.update(scrape_annotations(config.metrics.langflow_port))
     if flows_digest:
         # Records which flows a pod runs; a flow change also renames the ConfigMap, which rolls the pods.
         template_annotations[FLOWS_DIGEST_ANNOTATION] = flows_digest

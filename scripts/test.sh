@@ -25,33 +25,20 @@ fi
 if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
-# Every test, in three streams side by side. The machine has two cores, and two streams left one of them
-# idle a third of the time (the engine and the local cluster mostly wait):
-#   langflow  - the real-Langflow checks (tests/langflow but the backups drill; CPU-bound starts);
-#   releases  - the release and rollback runs on the engine (mostly waiting), then the backups drill;
-#   rest      - everything else, in the foreground.
-# Each has its own temporary folder; the background streams' reports are printed after the foreground
-# one; the run fails if any failed.
+# Every test, in two streams side by side (the machine has two cores): the real-Langflow tests
+# (tests/langflow, CPU-bound starts) in the background, everything else (unit tests, the engine and
+# the local cluster, mostly waiting) in the foreground. Each has its own temporary folder; the
+# background stream's report is printed after the foreground one; the run fails if either failed.
 scratch=$(mktemp -d)
-background=()
-trap 'kill "${background[@]}" 2>/dev/null || true; rm -rf "$scratch"' EXIT
-stream() {  # stream <name> <pytest arguments...>: in the background, its output kept for later
-  local name=$1; shift
-  .venv/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp="$scratch/$name" "$@" \
-    >"$scratch/$name.log" 2>&1 &
-  background+=($!)
-}
-stream langflow tests/langflow --ignore=tests/langflow/test_backups_real.py
-stream releases tests/integration/test_releases_real.py tests/langflow/test_backups_real.py
+trap 'rm -rf "$scratch"' EXIT
+.venv/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp="$scratch/langflow" tests/langflow \
+  >"$scratch/langflow.log" 2>&1 &
+langflow_stream=$!
+trap 'kill "$langflow_stream" 2>/dev/null || true; rm -rf "$scratch"' EXIT
 status=0
-.venv/bin/python -m pytest --durations=25 --basetemp="$scratch/rest" --ignore=tests/langflow \
-  --ignore=tests/integration/test_releases_real.py || status=$?
-for pid in "${background[@]}"; do
-  wait "$pid" || status=$((status ? status : $?))
-done
-for name in langflow releases; do
-  echo
-  echo "===== stream $name (run beside the above) ====="
-  cat "$scratch/$name.log"
-done
+.venv/bin/python -m pytest --durations=25 --basetemp="$scratch/rest" --ignore=tests/langflow || status=$?
+wait "$langflow_stream" || status=$((status ? status : $?))
+echo
+echo "===== tests/langflow (run beside the above) ====="
+cat "$scratch/langflow.log"
 exit "$status"

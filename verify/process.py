@@ -31,6 +31,8 @@ from verify.sandbox import Mount, Sandbox, prepare_writable
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = Path(__file__).resolve().parent / "loopback"
 PR_SET_PDEATHSIG = 1
+# How long `langflow run` must be alone with a dead child before the start counts as failed.
+DEAD_SERVER_SECONDS = 3
 # What Langflow prints when a write hits the read-only root or a folder it may not write.
 WRITE_ERRORS = ("Read-only file system", "Permission denied", "Errno 30", "Errno 13")
 
@@ -132,6 +134,7 @@ class LangflowProcess:
     def wait_ready(self, budget: float) -> float:
         """Seconds until /health_check answers ok; StartFailed as soon as start-up cannot succeed."""
         started = time.monotonic()
+        alone_since: Optional[float] = None
         while True:
             status, _ = self.request("/health_check")
             # Measured once the answer is in: a server that has bound its port holds the request until ready.
@@ -140,8 +143,14 @@ class LangflowProcess:
                 return elapsed
             if self.proc.poll() is not None:
                 raise StartFailed(f"Langflow exited with {self.proc.returncode} during start-up\n{self.log_tail()}")
-            # `langflow run` keeps polling when its server process died: that is a failed start too.
-            if self.starts_failed():
+            # `langflow run` keeps polling when its server process died: that is a failed start too. A dead
+            # server stays unreaped for good; a helper that just ended is reaped within moments (on a loaded
+            # machine not always before the next look): only a server gone for a while counts.
+            if not self.starts_failed():
+                alone_since = None
+            elif alone_since is None:
+                alone_since = time.monotonic()
+            elif time.monotonic() - alone_since >= DEAD_SERVER_SECONDS:
                 raise StartFailed(f"the server process ended during start-up (langflow run would wait forever)\n"
                                   f"{self.log_tail()}")
             if elapsed > budget:

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from components.common import disruption_budget, object_metadata, pod_monitor
+from components.common import disruption_budget, object_metadata, pod_monitor, scrape_annotations
 from settings.ambassador import AMBASSADOR_PORT, AmbassadorConfig
 from settings.managed import CONTAINER_PORT
 
@@ -282,11 +282,6 @@ def container(config: AmbassadorConfig, image: str, app: str, *, sidecar: bool) 
 def pod_security_context() -> dict[str, Any]:
     return {"runAsNonRoot": True, "runAsUser": HAPROXY_UID, "runAsGroup": HAPROXY_UID,
             "seccompProfile": {"type": "RuntimeDefault"}}
-
-
-def scrape_annotations(port: int) -> dict[str, str]:
-    """The common scrape annotations, read by Prometheus' kubernetes_sd configs without the operator."""
-    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": METRICS_PATH}
 
 
 def deployment_manifest(config: AmbassadorConfig, upstream: Upstream, objects: Objects, image: str,

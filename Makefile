@@ -28,9 +28,9 @@ help:
 	@echo "make docs                            regenerate Pulumi.yaml and the README config reference"
 	@echo "make lock                            re-resolve requirements.txt from requirements.in"
 
+# Kept outside the repo, keyed by the lock (scripts/venv.sh): a fresh clone links to it at once.
 $(VENV)/.installed: requirements.txt
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.txt
+	bash scripts/venv.sh $(PYTHON) $(VENV)
 	touch $@
 
 venv: $(VENV)/.installed

@@ -26,19 +26,21 @@ if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
 # Every test, in two streams side by side (the machine has two cores): the real-Langflow tests
-# (tests/langflow, CPU-bound starts) in the background, everything else (unit tests, the engine and
-# the local cluster, mostly waiting) in the foreground. Each has its own temporary folder; the
-# background stream's report is printed after the foreground one; the run fails if either failed.
+# (tests/langflow, CPU-bound starts) and the policy pack's runs in the background (they balance the
+# streams), everything else (unit tests, the engine and the local cluster, mostly waiting) in the
+# foreground. Each has its own temporary folder; the background stream's report is printed after the
+# foreground one; the run fails if either failed.
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-.venv/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp="$scratch/langflow" tests/langflow \
+background=(tests/langflow tests/integration/test_policy_real.py)
+.venv/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp="$scratch/langflow" "${background[@]}" \
   >"$scratch/langflow.log" 2>&1 &
 langflow_stream=$!
 trap 'kill "$langflow_stream" 2>/dev/null || true; rm -rf "$scratch"' EXIT
 status=0
-.venv/bin/python -m pytest --durations=25 --basetemp="$scratch/rest" --ignore=tests/langflow || status=$?
+.venv/bin/python -m pytest --durations=25 --basetemp="$scratch/rest" "${background[@]/#/--ignore=}" || status=$?
 wait "$langflow_stream" || status=$((status ? status : $?))
 echo
-echo "===== tests/langflow (run beside the above) ====="
+echo "===== ${background[*]} (run beside the above) ====="
 cat "$scratch/langflow.log"
 exit "$status"

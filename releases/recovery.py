@@ -266,19 +266,27 @@ def _readable(path: Path) -> bool:
 
 
 def repair_state_file(path: Optional[Path], now: Optional[datetime] = None) -> Optional[str]:
-    """The backend renames a stack's state to `.bak` and writes the new one on every checkpoint: a kill in
-    between leaves no state, or a cut one (Pulumi then says `failed to load checkpoint: EOF`). The `.bak`,
-    the checkpoint before, is put back; the cut file is kept beside it. What was done, or None."""
-    if path is None or (path.exists() and _readable(path)):
+    """A kill while the backend rewrote a stack's state leaves it cut short, or missing, or its metadata file
+    (`<file>.attrs`, written beside it) empty: Pulumi then says `failed to load checkpoint: EOF`. A cut or
+    missing state is replaced by the backend's `.bak`, the checkpoint before; a broken metadata file is set
+    aside (the state reads without it). What is set aside is kept, `.cut-<time>`. What was done, or None."""
+    if path is None:
         return None
+    stamp = f"cut-{(now or datetime.now()):%Y%m%d%H%M%S}"
+    done = []
+    attrs = path.with_name(path.name + ".attrs")
+    if attrs.exists() and not _readable(attrs):
+        attrs.rename(attrs.with_name(f"{attrs.name}.{stamp}"))
+        done.append(f"its metadata file was cut short (kept as {attrs.name}.{stamp})")
     backup = path.with_name(path.name + ".bak")
-    if not _readable(backup):
-        return None  # nothing better to offer: Pulumi's own error stands
-    what = "missing"
-    if path.exists():
-        kept = path.with_name(f"{path.name}.cut-{(now or datetime.now()):%Y%m%d%H%M%S}")
-        path.rename(kept)
-        what = f"cut short (kept as {kept.name})"
-    shutil.copy2(backup, path)
-    return (f"the stack's state file was {what} by an interrupted update: restored the checkpoint before it "
-            f"({backup.name}); its pending operations are settled next")
+    if not (path.exists() and _readable(path)) and _readable(backup):
+        what = "missing"
+        if path.exists():
+            path.rename(path.with_name(f"{path.name}.{stamp}"))
+            what = f"cut short (kept as {path.name}.{stamp})"
+        shutil.copy2(backup, path)
+        done.insert(0, f"it was {what}: restored the checkpoint before it ({backup.name})")
+    if not done:
+        return None
+    return (f"the stack's state file was left broken by an interrupted update: {'; '.join(done)}; its pending "
+            "operations are settled next")

@@ -431,13 +431,20 @@ def test_a_state_file_a_kill_cut_short_is_restored_from_the_checkpoint_before(tm
     (folder / "dev.json").write_text('{"checkpoint": {"lat')  # the engine was killed while writing it
     path = state_file(f"file://{tmp_path}", "langflow", "dev")
     said = repair_state_file(path, now=datetime(2026, 12, 3, 8, 0, 0))
-    assert said and "cut short (kept as dev.json.cut-20261203080000)" in said
+    assert said and "it was cut short (kept as dev.json.cut-20261203080000)" in said
     assert path.read_text() == (folder / "dev.json.bak").read_text()
     assert (folder / "dev.json.cut-20261203080000").read_text() == '{"checkpoint": {"lat'
     assert repair_state_file(path) is None  # whole again: left alone
     # Renamed to .bak and never written again: the .bak is put back.
     path.unlink()
-    assert "was missing" in repair_state_file(state_file(f"file://{tmp_path}", "langflow", "dev"))
+    assert "it was missing" in repair_state_file(state_file(f"file://{tmp_path}", "langflow", "dev"))
+    # The state whole, its metadata file empty (what CI met): set aside, the state reads without it.
+    (folder / "dev.json.attrs").write_text("")
+    said = repair_state_file(path, now=datetime(2026, 12, 3, 9, 0, 0))
+    assert said and "metadata file was cut short (kept as dev.json.attrs.cut-20261203090000)" in said
+    assert not (folder / "dev.json.attrs").exists() and path.read_text() == (folder / "dev.json.bak").read_text()
+    (folder / "dev.json.attrs").write_text('{"user.cache_control": ""}')
+    assert repair_state_file(path) is None  # a readable one is left alone
     # No readable checkpoint before it: nothing to offer, Pulumi's own error stands.
     path.write_text("")
     (folder / "dev.json.bak").write_text("")

@@ -213,7 +213,7 @@ def ambassador_upstream(config: LangflowStackConfig) -> ambassador_spec.Upstream
         app=config.name, namespace=config.namespace, replicas=config.replicas, selector=selector_labels(config),
         base_url=base_url(config), image=config.image.reference(), pull_policy=config.image.pull_policy,
         pull_secrets=tuple(config.image.pull_secrets), superuser=config.auth.superuser if config.auth.enabled else None,
-        key_from_env=ambassador_key_from_env(config), metrics=config.metrics.enabled)
+        metrics=config.metrics.enabled)
 
 
 def _bool(value: bool) -> str:

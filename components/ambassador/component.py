@@ -55,7 +55,7 @@ class Ambassador(pulumi.ComponentResource):
             key_ready.append(self._key_job(resource_name, config, upstream, objects, secrets, credentials_secret,
                                            langflow, key_scripts))
 
-        shared_text = spec.config_text(config, upstream, sidecar=False, cluster_domain=config.cluster_domain)
+        shared_text = spec.config_text(config, upstream, sidecar=False)
         config_map = k8s.core.v1.ConfigMap(
             f"{resource_name}-config", **spec.config_map_manifest(upstream.namespace, objects, shared_text), opts=child)
         deployment = k8s.apps.v1.Deployment(
@@ -66,7 +66,7 @@ class Ambassador(pulumi.ComponentResource):
         if config.replicas > 1:
             k8s.policy.v1.PodDisruptionBudget(resource_name, **spec.pdb_manifest(upstream, objects), opts=child)
 
-        sidecar_text = spec.config_text(config, upstream, sidecar=True, cluster_domain=config.cluster_domain)
+        sidecar_text = spec.config_text(config, upstream, sidecar=True)
         for namespace in config.sidecar_namespaces:
             k8s.core.v1.ConfigMap(
                 f"{resource_name}-sidecar-config-{namespace}",

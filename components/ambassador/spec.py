@@ -199,7 +199,6 @@ class Upstream:
     pull_policy: str
     pull_secrets: tuple[str, ...]
     superuser: Optional[str]  # None: login off, the key Job signs in through auto-login
-    key_from_env: bool  # Langflow 1.7+ takes the key from its environment; before, the key Job asks for one
     metrics: bool
 
 
@@ -217,9 +216,9 @@ class Objects:
                                object_name, image=image)
 
 
-def config_text(config: AmbassadorConfig, upstream: Upstream, *, sidecar: bool, cluster_domain: str) -> str:
+def config_text(config: AmbassadorConfig, upstream: Upstream, *, sidecar: bool) -> str:
     return haproxy_config(config, metrics=upstream.metrics, bind=sidecar_bind(config) if sidecar else shared_bind(),
-                          langflow_host=langflow_address(upstream.app, upstream.namespace, cluster_domain),
+                          langflow_host=langflow_address(upstream.app, upstream.namespace, config.cluster_domain),
                           langflow_port=CONTAINER_PORT, langflow_slots=server_slots(upstream.replicas))
 
 

@@ -257,8 +257,7 @@ def ambassador_key(replicas: Replicas) -> str:
 def test_api_clients_through_the_ambassador_hold_no_key_and_never_hang(replicas):
     """The real HAProxy with the config prod renders, in front of the two replicas (addresses mapped)."""
     config, processes = replicas.settings.config, replicas.processes
-    rendered = ambassador_spec.config_text(config.ambassador, ambassador_upstream(config), sidecar=False,
-                                           cluster_domain=config.ambassador.cluster_domain)
+    rendered = ambassador_spec.config_text(config.ambassador, ambassador_upstream(config), sidecar=False)
     key = ambassador_key(replicas)
     with ExitStack() as stack:
         def proxy_for(*ports: int) -> HAProxyProcess:

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from components.ambassador import spec as ambassador_spec
 from components.common import (  # noqa: F401 - IMAGE_ANNOTATION is re-exported
-    DATABASE_URL_DIGEST_ANNOTATION, IMAGE_ANNOTATION, disruption_budget, object_metadata, pod_monitor, scrape_annotations,
+    DATABASE_URL_DIGEST_ANNOTATION, IMAGE_ANNOTATION, disruption_budget, object_metadata, pod_monitor, scrape_annotations, service,
 )
 from components.edge.spec import cors_origins
 from settings.cluster import STACK_ANNOTATION
@@ -455,14 +455,11 @@ def service_manifest(config: LangflowStackConfig) -> dict[str, Any]:
     meta = metadata(config, config.name)
     if config.service.annotations:
         meta["annotations"] = {**meta.get("annotations", {}), **config.service.annotations}
-    return {
-        "metadata": meta,
-        "spec": {
-            "type": config.service.type,
-            "selector": selector_labels(config),
-            "ports": [{"name": "http", "port": config.service.port, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
+    return service(meta, {
+        "type": config.service.type,
+        "selector": selector_labels(config),
+        "ports": [{"name": "http", "port": config.service.port, "targetPort": "http", "protocol": "TCP"}],
+    })
 
 
 def pdb_needed(config: LangflowStackConfig) -> bool:

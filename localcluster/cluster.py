@@ -124,7 +124,9 @@ class LocalCluster:
     def __init__(self, bin_dir: str | os.PathLike, workdir: str | os.PathLike, *,
                  nodes: int = 3, advertise_address: str | None = None,
                  startup_timeout: float = 120.0, addons: bool = True,
-                 extra_crds: list[dict] | None = None):
+                 extra_crds: list[dict] | None = None,
+                 langflow_start_seconds: float = 0.0,
+                 langflow_stop_seconds: float = stages.LANGFLOW_STOP_SECONDS):
         self.bin_dir = Path(bin_dir).absolute()
         self.workdir = Path(workdir).absolute()
         self.node_count = nodes
@@ -134,6 +136,8 @@ class LocalCluster:
         self.startup_timeout = startup_timeout
         self.enable_addons = addons
         self.extra_crds = list(extra_crds or [])
+        # How long a simulated Langflow pod takes to start and to stop (localcluster/stages.py).
+        self.langflow_seconds = (langflow_start_seconds, langflow_stop_seconds)
 
         self.log_dir = self.workdir / "logs"
         self.pki = PKI(self.workdir / "pki")
@@ -525,7 +529,7 @@ class LocalCluster:
         ])
         kwok_home = run / "kwok-home"  # keep ~/.kwok/kwok.yaml out of it
         kwok_home.mkdir(exist_ok=True)
-        (run / "kwok-stages.yaml").write_text(stages.kwok_config())
+        (run / "kwok-stages.yaml").write_text(stages.kwok_config(*self.langflow_seconds))
         self._spawn("kwok", [
             self._bin("kwok"),
             f"--kubeconfig={run / 'kwok.kubeconfig'}",

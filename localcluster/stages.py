@@ -88,14 +88,20 @@ phase: {phase}
 """
 
 
-def pod_stages() -> list[dict]:
+def pod_stages(langflow_start_seconds: float = 0.0, langflow_stop_seconds: float = LANGFLOW_STOP_SECONDS) -> list[dict]:
+    """The stages; a Langflow pod becomes ready `langflow_start_seconds` after it is created (0: at once, as
+    the integration tests want it; the benchmark's end-to-end figures give it a real start's time) and is
+    gone `langflow_stop_seconds` after its deletion."""
     alive = _expr(".metadata.deletionTimestamp", "DoesNotExist")
     new = _expr(".status.podIP", "DoesNotExist")
     of_job = _expr(".metadata.ownerReferences.[].kind", "In", "Job")
     running = _expr(".status.phase", "In", "Running")
     deleted = _expr(".metadata.deletionTimestamp", "Exists")
+    can_be_ready = _expr(_NEVER_READY, "NotIn", "true")
     return [
-        _stage("pod-ready", [alive, new, _expr(_NEVER_READY, "NotIn", "true")],
+        _stage("langflow-pod-ready", [alive, new, can_be_ready, _expr(_IS_LANGFLOW, "In", "langflow")],
+               {"statusTemplate": _running(True)}, delay_ms=int(langflow_start_seconds * 1000)),
+        _stage("pod-ready", [alive, new, can_be_ready, _expr(_IS_LANGFLOW, "NotIn", "langflow")],
                {"statusTemplate": _running(True)}),
         _stage("pod-never-ready", [alive, new, _expr(_NEVER_READY, "In", "true")],
                {"statusTemplate": _running(False)}),
@@ -104,12 +110,13 @@ def pod_stages() -> list[dict]:
         _stage("pod-fail", [alive, running, of_job, _expr(_NEVER_READY, "In", "true")],
                {"statusTemplate": _ended("Failed", 1, "Error")}),
         _stage("langflow-pod-delete", [deleted, _expr(_IS_LANGFLOW, "In", "langflow")],
-               {"finalizers": {"empty": True}, "delete": True}, delay_ms=int(LANGFLOW_STOP_SECONDS * 1000)),
+               {"finalizers": {"empty": True}, "delete": True}, delay_ms=int(langflow_stop_seconds * 1000)),
         _stage("pod-delete", [deleted, _expr(_IS_LANGFLOW, "NotIn", "langflow")],
                {"finalizers": {"empty": True}, "delete": True}),
     ]
 
 
-def kwok_config() -> str:
+def kwok_config(langflow_start_seconds: float = 0.0, langflow_stop_seconds: float = LANGFLOW_STOP_SECONDS) -> str:
     """kwok's --config file: the stages, one YAML document each (JSON is YAML)."""
-    return "\n---\n".join(json.dumps(stage) for stage in pod_stages()) + "\n"
+    stages = pod_stages(langflow_start_seconds, langflow_stop_seconds)
+    return "\n---\n".join(json.dumps(stage) for stage in stages) + "\n"

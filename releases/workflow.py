@@ -80,6 +80,7 @@ class StackReleases:
         self.stack = auto.select_stack(stack_name, work_dir=str(self.project_dir))
         self.stack_file = f"Pulumi.{self.name}.yaml"
         self._kubernetes = None
+        self._config_read: Optional[tuple[bytes, dict[str, tuple[Any, bool]]]] = None
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -90,7 +91,13 @@ class StackReleases:
         return table(self.history())
 
     def _config(self) -> dict[str, tuple[Any, bool]]:
-        return {k: (v.value, v.secret) for k, v in self.stack.get_all_config().items()}
+        """The stack's config (`pulumi config`), read again only when its stack file changed (a rollback
+        rewrites it): each read is a CLI run."""
+        stack_file = self.project_dir / self.stack_file
+        text = stack_file.read_bytes() if stack_file.exists() else b""
+        if self._config_read is None or self._config_read[0] != text:
+            self._config_read = (text, {k: (v.value, v.secret) for k, v in self.stack.get_all_config().items()})
+        return self._config_read[1]
 
     def settings(self) -> StackSettings:
         """The stack file's config and the flows it points at, validated as the program does."""
@@ -147,7 +154,8 @@ class StackReleases:
         # The operator's files hold the failed release: keep them, to put back afterwards.
         operator_files = _SavedFiles(self.project_dir, self._paths(settings.config.flows))
         try:
-            self._rollback(failed, before, repository, "atomic rollback", confirm_restore=confirm_restore)
+            self._rollback(failed, before, repository, "atomic rollback", confirm_restore=confirm_restore,
+                           planned=history)
         except (ReleaseError, ReleaseFailed) as error:
             raise ReleaseFailed(f"{reason}\nThe atomic rollback to release {before.number} failed too: {error}")
         finally:
@@ -162,21 +170,26 @@ class StackReleases:
         if repository is None:
             raise ReleaseError(f"{self.project_dir} is not in a git repository: a rollback restores the stack file "
                                "and the flows from git, and must tell uncommitted changes apart")
-        live, target = rollback_target(self.history(), to)
+        history = self.history()
+        live, target = rollback_target(history, to)
         paths = self._paths(self._current_flows(), _flows_config(target))
         dirty = repository.uncommitted(paths)
         if dirty:
             raise ReleaseError("uncommitted changes in " + ", ".join(dirty) + ": a rollback rewrites these files; "
                                "commit or stash them first. Nothing was changed.")
+        settled = len(self.recovered)
         self.recover()
-        self._rollback(live, target, repository, "rollback", keep_flows=keep_flows, confirm_restore=confirm_restore)
+        self._rollback(live, target, repository, "rollback", keep_flows=keep_flows, confirm_restore=confirm_restore,
+                       planned=history if len(self.recovered) == settled else None)
         self.out(f"\nRolled back from release {live.number} to {target.number}. {self.stack_file} and the flows "
                  "now match what is deployed: commit them.")
 
     def _rollback(self, live: Update, target: Update, repository: Repository, what: str, *,
-                  keep_flows: bool = False, confirm_restore: bool = False) -> None:
+                  keep_flows: bool = False, confirm_restore: bool = False,
+                  planned: Optional[list[Update]] = None) -> None:
+        """`planned`: the history `live` and `target` were chosen from, when nothing ran since it was read."""
         target_flows = _flows_config(target)
-        planned = self.history()
+        planned = planned if planned is not None else self.history()
         change = schema_rollback(planned, live, target)
         database = self._database_for(change, live, target, confirm_restore) if change else None
         saved = _SavedFiles(self.project_dir, self._paths(self._current_flows(), target_flows))
@@ -184,13 +197,19 @@ class StackReleases:
             settings = self._restore(target, target_flows, repository, keep_flows)
             record = self.record(settings, repository)
             self.out(f"{what.capitalize()} from release {live.number} to {target.number}: image {record.image}, "
-                     f"flows {record.flows[:12]}. Preview:")
-            self._run(lambda: self.stack.preview(diff=True, on_output=self.out, color="never",
-                                                 policy_packs=self._policy_packs()))
+                     f"flows {record.flows[:12]}.")
+            if database is not None:
+                # The program is run once before the database is overwritten: a rollback it cannot run stops
+                # here, with the database as it was.
+                self.out("Preview:")
+                self._run(lambda: self.stack.preview(diff=True, on_output=self.out, color="never",
+                                                     policy_packs=self._policy_packs()))
             require_unchanged(planned, self.history(), what)
             if database is not None:
                 self._restore_database(database, change)
-            self._up(f"{what} from release {live.number} to {target.number}", record)
+            # Otherwise no preview first: the update shows each change as a diff while it applies it (a preview
+            # would run the program, load the plugins and the policy pack a second time).
+            self._up(f"{what} from release {live.number} to {target.number}", record, diff=True)
             if database is not None:
                 database.clear_stop_mark()
         except BaseException:
@@ -250,10 +269,20 @@ class StackReleases:
         found = self.stack.outputs().get(name)
         return found.value if found is not None else None
 
-    def _up(self, summary: str, record: ReleaseRecord) -> None:
+    def _up(self, summary: str, record: ReleaseRecord, *, diff: bool = False) -> None:
         # The message is composed when the update starts: a stale lock cleared on the way is named too.
-        self._run(lambda: self.stack.up(message=compose_message(_with_recovery(summary, self.recovered), record),
-                                        on_output=self.out, color="never", policy_packs=self._policy_packs()))
+        self._run(lambda: self._update("--message", compose_message(_with_recovery(summary, self.recovered), record),
+                                       *(["--diff"] if diff else []),
+                                       *(arg for pack in self._policy_packs() for arg in ("--policy-pack", pack))))
+
+    def _update(self, *args: str) -> None:
+        """`pulumi up --skip-preview` as the Automation API's `Stack.up` runs it, without the summary that one
+        reads afterwards and nothing here uses (three more CLI runs: the outputs twice, the history; about a
+        second per release)."""
+        workspace = self.stack.workspace
+        workspace.pulumi_command.run(
+            ["up", "--yes", "--skip-preview", "--color", "never", *args, "--exec-kind", "auto.local",
+             "--stack", self.stack.name], workspace.work_dir, {}, self.out)
 
     def _policy_packs(self) -> list[str]:
         """The project's policy pack (policy/), run by every release and rollback. The Automation API's up skips
@@ -351,9 +380,9 @@ class StackReleases:
             return
         if plan.adopt:
             # A targeted update of just those resources: the provider's server-side apply takes the object over.
-            self._run(lambda: self.stack.up(target=[op.urn for op in plan.adopt], on_output=self.out,
-                                            color="never", message=f"{RECOVERY_SUMMARY} adopt what an interrupted "
-                                            "update created"))
+            self._run(lambda: self._update(
+                *(arg for op in plan.adopt for arg in ("--target", op.urn)),
+                "--message", f"{RECOVERY_SUMMARY} adopt what an interrupted update created"))
         for op in plan.remove:
             _, _, namespace, name = op.kubernetes_object
             self._kubernetes_resource(op).delete(name=name, namespace=namespace)

@@ -6,7 +6,7 @@
 #   PULUMI_BACKEND_URL names one;
 # - the dev stack's documented passphrase; other stacks must bring their own;
 # - no kube context on this machine: the local simulated cluster (pods do not really run);
-# - the stack exists and is selected.
+# - the stack exists.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STACK=${1:?usage: scripts/stack-env.sh <stack> <command...>}
@@ -18,6 +18,9 @@ export PULUMI_HOME=${PULUMI_HOME:-$STATE_DIR/pulumi-home}
 export PULUMI_SKIP_UPDATE_CHECK=1
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_SELF_MANAGED_STATE_LOCKING=1
+# The providers come from the plugin store (toolchain/plugins.sh links them there), not from PATH:
+# Pulumi warns about every ambient plugin on every command.
+export PULUMI_IGNORE_AMBIENT_PLUGINS=true
 
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
   if [ "$STACK" = dev ]; then
@@ -30,6 +33,7 @@ fi
 
 BIN=$(bash "$ROOT/toolchain/build.sh" | tail -n 1)
 export PATH="$BIN:$PATH"
+bash "$ROOT/toolchain/plugins.sh" "$BIN" "$PULUMI_HOME"
 
 # A kube context from KUBECONFIG or ~/.kube/config wins; otherwise the local cluster.
 kubeconfig=${KUBECONFIG:-$HOME/.kube/config}
@@ -51,5 +55,12 @@ export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-$backend}
 case $PULUMI_BACKEND_URL in file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;; esac
 mkdir -p "$PULUMI_HOME"
 cd "$ROOT"
-pulumi stack select --create "$STACK" >/dev/null
+# Every command run here names its stack (--stack): select (and create) it only when it does not exist yet,
+# which a file backend shows without a CLI run (0.2 to 0.4 s off every command).
+project=$(sed -n 's/^name: *//p' Pulumi.yaml)
+state=${PULUMI_BACKEND_URL#file://}/.pulumi/stacks/$project/$STACK.json
+case $PULUMI_BACKEND_URL in
+  file://*) [ -f "$state" ] || [ -f "$state.gz" ] || pulumi stack select --create "$STACK" >/dev/null ;;
+  *) pulumi stack select --create "$STACK" >/dev/null ;;
+esac
 exec "$@"

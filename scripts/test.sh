@@ -26,13 +26,13 @@ if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
 # Every test, in two streams side by side (the machine has two cores): the real-Langflow tests
-# (tests/langflow, CPU-bound starts) and the policy pack's runs in the background (they balance the
-# streams), everything else (unit tests, the engine and the local cluster, mostly waiting) in the
-# foreground. Each has its own temporary folder; the background stream's report is printed after the
+# (tests/langflow, CPU-bound starts), the policy pack's runs and the quick benchmark in the background
+# (they balance the streams), everything else (unit tests, the engine and the local cluster, mostly
+# waiting) in the foreground. Each has its own temporary folder; the background stream's report is printed after the
 # foreground one; the run fails if either failed.
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-background=(tests/langflow tests/integration/test_policy_real.py)
+background=(tests/langflow tests/integration/test_policy_real.py tests/integration/test_benchmark.py)
 .venv/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp="$scratch/langflow" "${background[@]}" \
   >"$scratch/langflow.log" 2>&1 &
 langflow_stream=$!

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components import langflow_spec as spec
+from components import common, langflow_spec as spec
 from settings.loader import parse_config
 
 URL_DB = {"database": {"type": "url", "url_secret": {"name": "langflow-db", "key": "uri"}}}
@@ -212,7 +212,13 @@ def test_service_and_client_settings():
     service = spec.service_manifest(config)
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
-    assert service["metadata"]["annotations"] == {"a": "b"}
+    # No endpoint-settling wait (10 s on every create): the Deployment's rollout await covers exactly the pods
+    # the Service selects.
+    assert service["metadata"]["annotations"] == {"a": "b", "pulumi.com/skipAwait": "true"}
+    pod_labels = spec.deployment_manifest(config, credentials_secret="c")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    balanced = common.service({"name": "lf"}, {"type": "LoadBalancer"})
+    assert "annotations" not in balanced["metadata"]  # waits for the load balancer's address
     assert spec.client_settings(config, "echo") == {
         "LANGFLOW_BASE_URL": "http://langflow.lf.svc:80",
         "LANGFLOW_API_KEY_SECRET": "langflow-api-key",

@@ -316,6 +316,13 @@ class RecordingStack:
 
     def __init__(self, deployments: list[dict], refresh_error: Exception | None = None):
         self.deployments, self.refresh_error, self.calls = deployments, refresh_error, []
+        # An update runs the CLI through the workspace's command (the Automation API's up, minus its summary).
+        self.name = "dev"
+        self.workspace = SimpleNamespace(work_dir=".", pulumi_command=SimpleNamespace(run=self._cli))
+
+    def _cli(self, args, cwd, env, on_output=None):
+        assert args[:3] == ["up", "--yes", "--skip-preview"] and args[-2:] == ["--stack", "dev"]
+        self.calls.append(("up", [v for k, v in zip(args, args[1:]) if k == "--target"], args[args.index("--message") + 1]))
 
     def export_stack(self):
         return SimpleNamespace(deployment=self.deployments[0] if len(self.deployments) == 1 else self.deployments.pop(0))
@@ -324,9 +331,6 @@ class RecordingStack:
         self.calls.append(("refresh", kwargs["target"], kwargs["clear_pending_creates"]))
         if self.refresh_error:
             raise self.refresh_error
-
-    def up(self, **kwargs):
-        self.calls.append(("up", kwargs["target"], kwargs["message"]))
 
     def cancel(self):
         self.calls.append(("cancel",))

@@ -307,3 +307,19 @@ def test_every_image_in_config_refuses_moving_and_empty_tags():
             node[leaf] = {"tag": tag}
             _, problems = collect_problems(values)
             assert any(p.startswith(f"{path}.tag") for p, _ in problems), (path, tag, problems)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_service_selects_pods_of_a_workload_that_has_its_own_await(stack, dev, prod):
+    """Services skip the provider's 10 s endpoint-settling wait (components/common.py): that is safe only while
+    each one selects the pods of a Deployment or StatefulSet of the stack, whose rollout await gates the
+    update instead."""
+    run = {"dev": dev, "prod": prod}[stack]
+    templates = [r.inputs["spec"]["template"]["metadata"]["labels"]
+                 for kind in ("Deployment", "StatefulSet") for r in run.of_type(f"kubernetes:apps/v1:{kind}")]
+    services = run.of_type("kubernetes:core/v1:Service")
+    assert len(services) == (6 if stack == "prod" else 1)
+    for service in services:
+        selector = service.inputs["spec"]["selector"]
+        assert any(selector.items() <= labels.items() for labels in templates), (service.name, selector)
+        assert service.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true", service.name

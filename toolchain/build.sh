@@ -15,7 +15,8 @@
 #     pulumi-resource-random-<pin>/       pulumi-resource-random (+ pulumi-tfgen-random, schema.json)
 #     dex-<version>/, oauth2-proxy-<version>/   the sign-in test's real programs (versions.env)
 #     actionlint-<version>/               the GitHub Actions workflow linter (versions.env)
-#     bin-<hash of all of the above>/     links to the eight programs (+ what toolchain/kube.sh adds)
+#     helm-<version>/                     Helm, for the side-by-side benchmark (versions.env)
+#     bin-<hash of all of the above>/     links to the nine programs (+ what toolchain/kube.sh adds)
 # Each entry is built in a temporary directory and renamed into place only when
 # complete, so an interrupted build never leaves a half-made entry.
 #
@@ -112,6 +113,7 @@ VERSION_PKG=github.com/pulumi/pulumi/sdk/v3/go/common/version
 DEX_MOD=github.com/dexidp/dex
 OAUTH2_PROXY_MOD=github.com/oauth2-proxy/oauth2-proxy/v7
 ACTIONLINT_MOD=github.com/rhysd/actionlint
+HELM_MOD=helm.sh/helm/v3
 
 log "pins: pulumi==$PULUMI_PIN pulumi-kubernetes==$KUBERNETES_PIN pulumi-random==$RANDOM_PIN"
 
@@ -281,6 +283,7 @@ RANDOM_ENTRY="$CACHE/pulumi-resource-random-$RANDOM_PIN"
 DEX_ENTRY="$CACHE/dex-$DEX_LABEL"
 OAUTH2_PROXY_ENTRY="$CACHE/oauth2-proxy-$OAUTH2_PROXY_VERSION"
 ACTIONLINT_ENTRY="$CACHE/actionlint-$ACTIONLINT_VERSION"
+HELM_ENTRY="$CACHE/helm-$HELM_VERSION"
 
 # Recipe hashes (inputs of each entry, including its lock). Recomputed after a
 # build because building may write the lock.
@@ -299,7 +302,8 @@ hash_random() {
 hash_dex() { DEX_HASH=$(recipe_hash "dex-$DEX_LABEL" "$DEX_MOD@$DEX_VERSION" "$DEX_MOD/api/v2@$DEX_API_VERSION"); }
 hash_oauth2_proxy() { OAUTH2_PROXY_HASH=$(recipe_hash "oauth2-proxy-$OAUTH2_PROXY_VERSION" "$OAUTH2_PROXY_MOD@$OAUTH2_PROXY_VERSION"); }
 hash_actionlint() { ACTIONLINT_HASH=$(recipe_hash "actionlint-$ACTIONLINT_VERSION" "$ACTIONLINT_MOD@$ACTIONLINT_VERSION"); }
-hash_pulumi; hash_langhost; hash_kubernetes; hash_random; hash_dex; hash_oauth2_proxy; hash_actionlint
+hash_helm() { HELM_HASH=$(recipe_hash "helm-$HELM_VERSION" "$HELM_MOD@$HELM_VERSION"); }
+hash_pulumi; hash_langhost; hash_kubernetes; hash_random; hash_dex; hash_oauth2_proxy; hash_actionlint; hash_helm
 
 build_pulumi() {
   local w stage v; workdir w pulumi; workdir stage pulumi-stage
@@ -458,7 +462,7 @@ EOF
 }
 
 # build_program <tool> <binary> <module@version...> -- <main package> <ldflags>: a program built from
-# a wrapper module that requires the given modules (the sign-in test's Dex and oauth2-proxy, actionlint),
+# a wrapper module that requires the given modules (the sign-in test's Dex and oauth2-proxy, actionlint, Helm),
 # into the stage directory PROGRAM_STAGE.
 build_program() {
   local tool=$1 binary=$2 w m; shift 2
@@ -506,6 +510,28 @@ build_actionlint() {
   CURRENT=""
 }
 
+build_helm() {
+  local v kube major minor
+  # As upstream's Makefile does: besides the version, stamp the Kubernetes version of the
+  # k8s.io/client-go Helm's go.mod requires (v0.N.x -> 1.N) as the default
+  # .Capabilities.KubeVersion of `helm template` and the lint deprecation rules (else v1.20).
+  kube=$(go mod edit -json "$(moddownload "$HELM_MOD@$HELM_VERSION" GoMod)" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin).get("Require") or []:
+    if r["Path"] == "k8s.io/client-go":
+        print(r["Version"])')
+  [[ "$kube" =~ ^v0\.([0-9]+)\. ]] || die "cannot read the k8s.io/client-go version from $HELM_MOD@$HELM_VERSION's go.mod (got '$kube')"
+  major=1 minor=${BASH_REMATCH[1]}
+  build_program "helm-$HELM_VERSION" helm "$HELM_MOD@$HELM_VERSION" -- "$HELM_MOD/cmd/helm" \
+    "-X $HELM_MOD/internal/version.version=$HELM_VERSION -X $HELM_MOD/pkg/lint/rules.k8sVersionMajor=$major -X $HELM_MOD/pkg/lint/rules.k8sVersionMinor=$minor -X $HELM_MOD/pkg/chartutil.k8sVersionMajor=$major -X $HELM_MOD/pkg/chartutil.k8sVersionMinor=$minor"
+  v=$("$PROGRAM_STAGE/helm" version --short)
+  [[ "$v" == "$HELM_VERSION" ]] || die "built helm reports '$v', expected $HELM_VERSION"
+  hash_helm
+  install_entry "$PROGRAM_STAGE" "$HELM_ENTRY" "$HELM_HASH" \
+    "helm: $HELM_MOD/cmd/helm@$HELM_VERSION (default Kubernetes version v$major.$minor.0)"
+  CURRENT=""
+}
+
 # ------------------------------------------------------------------ pulumi on PATH?
 # A pulumi on PATH that reports exactly the pin is used instead of building
 # one (unless it is one of ours from the cache).
@@ -538,11 +564,12 @@ entry_ok "$RANDOM_ENTRY" "$RANDOM_HASH" pulumi-resource-random || need+=(random)
 entry_ok "$DEX_ENTRY" "$DEX_HASH" dex || need+=(dex)
 entry_ok "$OAUTH2_PROXY_ENTRY" "$OAUTH2_PROXY_HASH" oauth2-proxy || need+=(oauth2_proxy)
 entry_ok "$ACTIONLINT_ENTRY" "$ACTIONLINT_HASH" actionlint || need+=(actionlint)
+entry_ok "$HELM_ENTRY" "$HELM_HASH" helm || need+=(helm)
 
 bin_hash() {
   printf '%s\n' "pulumi=${PATH_PULUMI:-$PULUMI_HASH}" "langhost=${PATH_LANGHOST:-$LANGHOST_HASH}" \
     "kubernetes=$K8S_HASH" "random=$RANDOM_HASH" "dex=$DEX_HASH" "oauth2-proxy=$OAUTH2_PROXY_HASH" \
-    "actionlint=$ACTIONLINT_HASH" | sha | cut -c1-12
+    "actionlint=$ACTIONLINT_HASH" "helm=$HELM_HASH" | sha | cut -c1-12
 }
 
 declare -A LINKS
@@ -556,6 +583,7 @@ set_links() {
     [dex]="$DEX_ENTRY/dex"
     [oauth2-proxy]="$OAUTH2_PROXY_ENTRY/oauth2-proxy"
     [actionlint]="$ACTIONLINT_ENTRY/actionlint"
+    [helm]="$HELM_ENTRY/helm"
   )
 }
 

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from components.common import disruption_budget, object_metadata, pod_monitor, scrape_annotations
+from components.common import disruption_budget, object_metadata, pod_monitor, scrape_annotations, service
 from settings.ambassador import AMBASSADOR_PORT, AmbassadorConfig
 from settings.managed import CONTAINER_PORT
 
@@ -228,9 +228,9 @@ def config_digest(text: str) -> str:
 
 def langflow_pods_service_manifest(upstream: Upstream, objects: Objects) -> dict[str, Any]:
     """Headless: one DNS record per ready Langflow pod, so HAProxy sees (and ejects) each pod."""
-    return {"metadata": objects.metadata(upstream.namespace, langflow_pods_service_name(upstream.app)),
-            "spec": {"clusterIP": "None", "selector": dict(upstream.selector),
-                     "ports": [{"name": "http", "port": CONTAINER_PORT, "targetPort": "http", "protocol": "TCP"}]}}
+    return service(objects.metadata(upstream.namespace, langflow_pods_service_name(upstream.app)),
+                   {"clusterIP": "None", "selector": dict(upstream.selector),
+                    "ports": [{"name": "http", "port": CONTAINER_PORT, "targetPort": "http", "protocol": "TCP"}]})
 
 
 def config_map_manifest(namespace: str, objects: Objects, text: str, object_name: Optional[str] = None) -> dict[str, Any]:
@@ -314,9 +314,9 @@ def deployment_manifest(config: AmbassadorConfig, upstream: Upstream, objects: O
 
 
 def service_manifest(config: AmbassadorConfig, upstream: Upstream, objects: Objects) -> dict[str, Any]:
-    return {"metadata": objects.metadata(upstream.namespace, name(upstream.app)),
-            "spec": {"type": "ClusterIP", "selector": selector_labels(upstream.app),
-                     "ports": [{"name": "http", "port": config.port, "targetPort": "http", "protocol": "TCP"}]}}
+    return service(objects.metadata(upstream.namespace, name(upstream.app)),
+                   {"type": "ClusterIP", "selector": selector_labels(upstream.app),
+                    "ports": [{"name": "http", "port": config.port, "targetPort": "http", "protocol": "TCP"}]})
 
 
 def pdb_manifest(upstream: Upstream, objects: Objects) -> dict[str, Any]:

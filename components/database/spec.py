@@ -13,7 +13,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Optional
 
-from components.common import DATABASE_URL_DIGEST_ANNOTATION, object_metadata
+from components.common import DATABASE_URL_DIGEST_ANNOTATION, object_metadata, service
 from settings.database import MAJOR_ANNOTATION, PostgresConfig, data_claim_name
 
 PORT = 5432
@@ -202,11 +202,11 @@ def statefulset_manifest(app: str, namespace: str, config: PostgresConfig, regis
 def service_manifests(app: str, namespace: str, base_labels: dict[str, str],
                       annotations: dict[str, str]) -> list[dict[str, Any]]:
     port = [{"name": "postgres", "port": PORT, "targetPort": "postgres", "protocol": "TCP"}]
-    headless = {"metadata": metadata(app, namespace, base_labels, annotations, headless_service_name(app)),
-                "spec": {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": selector_labels(app),
-                         "ports": port}}
-    client = {"metadata": metadata(app, namespace, base_labels, annotations, server_name(app)),
-              "spec": {"type": "ClusterIP", "selector": selector_labels(app), "ports": port}}
+    headless = service(metadata(app, namespace, base_labels, annotations, headless_service_name(app)),
+                       {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": selector_labels(app),
+                        "ports": port})
+    client = service(metadata(app, namespace, base_labels, annotations, server_name(app)),
+                     {"type": "ClusterIP", "selector": selector_labels(app), "ports": port})
     return [headless, client]
 
 

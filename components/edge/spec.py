@@ -11,7 +11,7 @@ import base64
 import struct
 from typing import Any, Optional
 
-from components.common import disruption_budget, object_metadata
+from components.common import disruption_budget, object_metadata, service
 from settings.edge import IngressConfig, SSOConfig
 
 OAUTH2_PROXY_PORT = 4180
@@ -150,11 +150,9 @@ def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, i
 
 def oauth2_proxy_service_manifest(app: str, namespace: str, base_labels: dict[str, str],
                                   annotations: dict[str, str]) -> dict[str, Any]:
-    return {
-        "metadata": object_metadata(namespace, labels(app, base_labels), annotations, oauth2_proxy_name(app)),
-        "spec": {"type": "ClusterIP", "selector": selector_labels(app),
-                 "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]},
-    }
+    return service(object_metadata(namespace, labels(app, base_labels), annotations, oauth2_proxy_name(app)),
+                   {"type": "ClusterIP", "selector": selector_labels(app),
+                    "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]})
 
 
 def pdb_manifest(app: str, namespace: str, base_labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from localcluster import BINARIES, LocalCluster  # noqa: E402
 
 # What toolchain/build.sh adds to the local cluster's binaries.
 PULUMI_TOOLS = ("pulumi", "pulumi-language-python", "pulumi-language-python-exec",
-                "pulumi-resource-kubernetes", "pulumi-resource-random", "dex", "oauth2-proxy", "actionlint")
+                "pulumi-resource-kubernetes", "pulumi-resource-random", "dex", "oauth2-proxy", "actionlint", "helm")
 
 
 def _unavailable(reason: str):

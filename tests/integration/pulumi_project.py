@@ -41,12 +41,15 @@ class Project:
             "PULUMI_SKIP_UPDATE_CHECK": "1",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PULUMI_SELF_MANAGED_STATE_LOCKING": "1",
+            # The providers from the plugin store, as scripts/stack-env.sh has them (no ambient-plugin warnings).
+            "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
             "KUBECONFIG": str(kubeconfig),
             # A git identity for the commits tests make, whatever the machine has.
             "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
             "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
         }
         self.env.pop("PULUMI_CONFIG", None)
+        subprocess.run(["bash", str(REPO / "toolchain" / "plugins.sh"), str(bin_dir), self.env["PULUMI_HOME"]], check=True)
         (root / "backend").mkdir()
         self.run("stack", "init", stack, stack_flag=False)
         if git:

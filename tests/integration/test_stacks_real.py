@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 
 import pytest
@@ -66,6 +67,12 @@ def flows_config_map(deploy: dict) -> str:
     return volumes["flows"]["configMap"]["name"]
 
 
+# pulumi-kubernetes' Deployment await shows Kubernetes' own "not yet available" condition of a Deployment
+# it creates as a transient status of severity warning (await/deployment.go); it never reaches the diagnostics.
+ROLLOUT_STATUS = re.compile(r"kubernetes:apps/v1:Deployment \S+ (creating|updating) \([0-9.]+s\) warning: "
+                            r"\[MinimumReplicasUnavailable\] Deployment does not have minimum availability\.\s*$")
+
+
 @pytest.mark.parametrize(("stack", "namespace", "strategy"), [
     ("dev", "langflow-dev", "Recreate"),  # SQLite on a ReadWriteOnce volume
     ("prod", "langflow", "RollingUpdate"),  # PostgreSQL, two replicas on a shared volume
@@ -89,11 +96,15 @@ def test_stack_lifecycle(stack, namespace, strategy, toolchain_bin, local_cluste
     assert failed.returncode != 0 and "langflow:replicas" in failed.stdout + failed.stderr
     project.stack_file().write_text(original)
 
-    # Preview, then up with every await; a normal update warns of nothing (no ambient plugins, no Service
-    # endpoint waits, no config caveat left open in the committed stacks).
+    # Preview, then up with every await; a normal update warns of nothing (no ambient plugins, no config
+    # caveat left open in the committed stacks): no diagnostics at all. The one warning a reader may see
+    # scroll by is the provider's rollout status of a new Deployment, not a diagnostic (README, Benchmark).
     project.run("preview")
     up = project.up()
-    assert "warning" not in (up.stdout + up.stderr).lower(), up.stdout[-3000:] + up.stderr[-3000:]
+    shown = up.stdout + up.stderr
+    assert "Diagnostics:" not in shown, shown[-3000:]
+    for line in shown.splitlines():
+        assert "warning" not in line.lower() or ROLLOUT_STATUS.search(line), line
     deploy = deployment(client, namespace)
     assert rolled_out(deploy)
     (container,) = deploy["spec"]["template"]["spec"]["containers"]

@@ -25,6 +25,7 @@ help:
 	@echo "make langflow-lock VERSION=x.y.z     pin a Langflow release for make verify (verify/locks/)"
 	@echo "make toolchain                       build pulumi, plugins and the local control plane; prints the bin dir"
 	@echo "make cluster-up|cluster-down         start / stop the local simulated cluster"
+	@echo "make benchmark                       this program and Helm side by side; writes the README's tables (~20 min)"
 	@echo "make docs                            regenerate Pulumi.yaml and the README config reference"
 	@echo "make lock                            re-resolve requirements.txt from requirements.in"
 
@@ -102,4 +103,4 @@ lock:
 
 benchmark: venv
 	@bin=$$(bash toolchain/build.sh | tail -n 1) && \
-	  LANGFLOW_TOOLCHAIN_BIN=$$bin $(VENV)/bin/python scripts/benchmark.py
+	  LANGFLOW_TOOLCHAIN_BIN=$$bin $(VENV)/bin/python scripts/benchmark.py --write-readme

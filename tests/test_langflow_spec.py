@@ -252,3 +252,28 @@ def test_flows_config_map_is_left_to_pulumi_to_name():
 def test_component_code_is_admin_only_with_login_where_langflow_has_the_setting(tag, auth, expected):
     env = env_of(parse_config({"image": {"tag": tag}, "auth": {"enabled": auth}}))
     assert env.get("LANGFLOW_CUSTOM_COMPONENT_ADMIN_ONLY") == expected
+
+
+def test_a_rolling_pod_serves_on_until_it_is_out_of_the_endpoints_and_dns_before_it_stops():
+    rolling = parse_config({**URL_DB, "replicas": 2, "storage": {"access_mode": "ReadWriteMany"}})
+    assert spec.update_strategy(rolling)["type"] == "RollingUpdate"
+    (container,) = spec.deployment_manifest(rolling, credentials_secret="c")["spec"]["template"]["spec"]["containers"]
+    assert container["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", str(spec.PRE_STOP_SECONDS)]}}}
+    # Longer than the cluster DNS TTL (5 s) plus the ambassador's resolver hold; within the grace period.
+    hold = int(next(line.split()[-1].rstrip("s") for line in ambassador_config_lines() if "hold valid" in line))
+    assert spec.PRE_STOP_SECONDS > 5 + hold
+    assert spec.PRE_STOP_SECONDS < spec.deployment_manifest(rolling, credentials_secret="c")[
+        "spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    # The init Job ends by itself, and a Recreate rollout has no other pod to move traffic to.
+    (init,) = spec.init_job_manifest(rolling, credentials_secret="c")["spec"]["template"]["spec"]["containers"]
+    assert "lifecycle" not in init
+    recreate = parse_config({"namespace": "lf"})
+    assert spec.update_strategy(recreate)["type"] == "Recreate"
+    (single,) = spec.deployment_manifest(recreate, credentials_secret="c")["spec"]["template"]["spec"]["containers"]
+    assert "lifecycle" not in single
+
+
+def ambassador_config_lines() -> list[str]:
+    from components.ambassador import spec as ambassador_spec
+    config = parse_config({**URL_DB, "replicas": 2, "storage": {"access_mode": "ReadWriteMany"}, "ambassador": {"enabled": True}})
+    return ambassador_spec.config_text(config.ambassador, spec.ambassador_upstream(config), sidecar=False).splitlines()

@@ -2,7 +2,8 @@
 
 Only addresses change: the listening ports become free ports on 127.0.0.1, and the Langflow pods that
 HAProxy would resolve from the headless Service become fixed servers (each with the same check, ejection
-and retry settings). Everything else is the rendered haproxy.cfg, byte for byte. HAProxy comes from
+and retry settings), and a runtime API socket stands in for the cluster DNS dropping a stopping pod.
+Everything else is the rendered haproxy.cfg, byte for byte. HAProxy comes from
 Debian's package, the release of the pinned image (components/ambassador/spec.py).
 """
 
@@ -12,10 +13,13 @@ import json
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any, Optional
 
@@ -40,9 +44,14 @@ def _once(pattern: str, replacement: str, text: str) -> str:
     return new
 
 
-def local_config(rendered: str, upstreams: list[tuple[str, int]], api_port: int, admin_port: int) -> str:
-    """The rendered haproxy.cfg with its addresses mapped to 127.0.0.1, and nothing else changed."""
+def local_config(rendered: str, upstreams: list[tuple[str, int]], api_port: int, admin_port: int,
+                 runtime_socket: Optional[Path] = None) -> str:
+    """The rendered haproxy.cfg with its addresses mapped to 127.0.0.1, and nothing else changed. With
+    `runtime_socket`, HAProxy's runtime API listens there too: a test takes a server out of rotation through
+    it, as a pod's removal from the headless Service's DNS does in the cluster."""
     text = _once(r"^(frontend api\n    bind )\S+$", rf"\g<1>127.0.0.1:{api_port}", rendered)
+    if runtime_socket is not None:
+        text = _once(r"^(global\n)", rf"\g<1>    stats socket {runtime_socket} mode 600 level admin\n", text)
     text = _once(r"^(frontend admin\n    bind )\S+$", rf"\g<1>127.0.0.1:{admin_port}", text)
     match = re.search(r"^    server-template langflow \d+ \S+ resolvers cluster init-addr none (.*)$", text, re.MULTILINE)
     if not match:
@@ -58,7 +67,10 @@ class HAProxyProcess:
     def __init__(self, rendered: str, upstreams: list[tuple[str, int]], workdir: Path, api_key: str):
         self.api_port, self.admin_port = free_port(), free_port()
         self.config_path = workdir / "haproxy.cfg"
-        self.config_path.write_text(local_config(rendered, upstreams, self.api_port, self.admin_port))
+        # A socket path holds at most 107 bytes, which a test's work folder can exceed: a short path of its own.
+        self.runtime_socket = Path(tempfile.gettempdir()) / f"haproxy-{uuid.uuid4().hex[:12]}.sock"
+        self.config_path.write_text(local_config(rendered, upstreams, self.api_port, self.admin_port,
+                                                 self.runtime_socket))
         self.log_path = workdir / "haproxy.log"
         self.api_key = api_key
         self.proc: Optional[subprocess.Popen] = None
@@ -105,6 +117,17 @@ class HAProxyProcess:
         except ValueError:
             return status, raw.decode(errors="replace"), got
 
+    def take_out_of_rotation(self, server: int) -> None:
+        """No new request goes to the `server`-th upstream (from 1), as when the cluster's DNS drops a stopping
+        pod; requests in flight on it go on."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as runtime:
+            runtime.settimeout(5)
+            runtime.connect(str(self.runtime_socket))
+            runtime.sendall(f"set server langflow/langflow{server} state maint\n".encode())
+            answer = runtime.recv(4096).decode().strip()
+        if answer:
+            raise RuntimeError(f"haproxy refused to take langflow{server} out of rotation: {answer}")
+
     def access_log(self) -> list[dict[str, Any]]:
         """The JSON access log lines written so far."""
         out = []
@@ -121,6 +144,7 @@ class HAProxyProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.runtime_socket.unlink(missing_ok=True)
 
 
 class Relay:

@@ -402,8 +402,8 @@ PRE_STOP_SECONDS = 15
 def deployment_manifest(config: LangflowStackConfig, **template: Any) -> dict[str, Any]:
     deployment_metadata = metadata(config, config.name, labels=workload_labels(config), image=config.image.reference())
     deployment_metadata["annotations"].update(rollout_await_annotations(config))
-    pod = pod_template(config, **template)
-    if update_strategy(config)["type"] == "RollingUpdate":
+    pod, strategy = pod_template(config, **template), update_strategy(config)
+    if strategy["type"] == "RollingUpdate":
         pod["spec"]["containers"][0]["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}}
     return {
         "metadata": deployment_metadata,
@@ -414,7 +414,7 @@ def deployment_manifest(config: LangflowStackConfig, **template: Any) -> dict[st
             # A rollout that makes no progress for this long is marked failed (ProgressDeadlineExceeded).
             "progressDeadlineSeconds": config.rollout.timeout_seconds,
             "selector": {"matchLabels": selector_labels(config)},
-            "strategy": update_strategy(config),
+            "strategy": strategy,
             "template": pod,
         },
     }

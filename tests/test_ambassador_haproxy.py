@@ -185,6 +185,15 @@ def test_a_refused_connection_is_retried_on_another_pod(proxy, stand_ins):
     assert len(live.runs()) == 6
 
 
+def test_a_pod_taken_out_of_rotation_gets_no_new_request(proxy, stand_ins):
+    """The harness's stand-in for the cluster DNS dropping a stopping pod (tests/langflow use it)."""
+    kept, leaving = stand_ins(), stand_ins()
+    process = proxy(kept, leaving)
+    process.take_out_of_rotation(2)
+    assert [run(process)[0] for _ in range(6)] == [200] * 6
+    assert len(kept.runs()) == 6 and not leaving.runs()
+
+
 def test_a_failing_pod_is_ejected_and_the_other_serves(proxy, stand_ins):
     failing, healthy = stand_ins("failing"), stand_ins()
     process = proxy(failing, healthy)

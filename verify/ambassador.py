@@ -44,6 +44,11 @@ def _once(pattern: str, replacement: str, text: str) -> str:
     return new
 
 
+def _server(index: int) -> str:
+    """The name of the `index`-th upstream (from 1) in the local config's Langflow backend."""
+    return f"langflow{index}"
+
+
 def local_config(rendered: str, upstreams: list[tuple[str, int]], api_port: int, admin_port: int,
                  runtime_socket: Optional[Path] = None) -> str:
     """The rendered haproxy.cfg with its addresses mapped to 127.0.0.1, and nothing else changed. With
@@ -56,7 +61,7 @@ def local_config(rendered: str, upstreams: list[tuple[str, int]], api_port: int,
     match = re.search(r"^    server-template langflow \d+ \S+ resolvers cluster init-addr none (.*)$", text, re.MULTILINE)
     if not match:
         raise ValueError("the rendered config has no server-template line for Langflow")
-    servers = "\n".join(f"    server langflow{i} {host}:{port} {match[1]}" for i, (host, port) in enumerate(upstreams, 1))
+    servers = "\n".join(f"    server {_server(i)} {host}:{port} {match[1]}" for i, (host, port) in enumerate(upstreams, 1))
     text = text[:match.start()] + servers + text[match.end():]
     return _once(r"^resolvers cluster\n(    .*\n)+\n?", "", text)
 
@@ -123,10 +128,10 @@ class HAProxyProcess:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as runtime:
             runtime.settimeout(5)
             runtime.connect(str(self.runtime_socket))
-            runtime.sendall(f"set server langflow/langflow{server} state maint\n".encode())
+            runtime.sendall(f"set server langflow/{_server(server)} state maint\n".encode())
             answer = runtime.recv(4096).decode().strip()
         if answer:
-            raise RuntimeError(f"haproxy refused to take langflow{server} out of rotation: {answer}")
+            raise RuntimeError(f"haproxy refused to take {_server(server)} out of rotation: {answer}")
 
     def access_log(self) -> list[dict[str, Any]]:
         """The JSON access log lines written so far."""

@@ -42,6 +42,12 @@ class CheckFailed(Exception):
     pass
 
 
+def _reported(error: Exception) -> Exception:
+    """Marks an error whose FAIL line is out already, so that the run's verdict does not repeat it."""
+    error.reported = True
+    return error
+
+
 @dataclass
 class Report:
     out: Callable[[str], None] = print
@@ -56,7 +62,7 @@ class Report:
         self.out(f"  note  {text}")
 
     def fail(self, what: str, reason: str) -> None:
-        self.failed = what
+        self.failed = self.failed or what  # the first failure: the rest may follow from it
         self.out(f"  FAIL  {what}: {reason}")
 
 
@@ -118,7 +124,7 @@ class Verification:
                 stack.callback(self.process.cleanup)
                 self._checks(settings, container, credentials)
         except (CheckFailed, StartFailed, RenderError, PostgresUnavailable) as error:
-            if report.failed is None:
+            if not getattr(error, "reported", False):
                 report.fail("verify", str(error))
         except ConfigError as error:
             report.fail("config and flows are valid", str(error))
@@ -187,10 +193,14 @@ class Verification:
 
     # --- one check each ------------------------------------------------------------------
 
-    def _check(self, what: str, ok: bool, reason: str, detail: str = "") -> None:
+    def _check(self, what: str, ok: bool, reason: str, detail: str = "", fatal: bool = True) -> None:
+        """Reports the check; a failed one ends the run, unless it is not `fatal` (later checks still mean
+        something: a smoke test's output says nothing of a restart)."""
         if not ok:
             self.report.fail(what, reason)
-            raise CheckFailed(reason)
+            if fatal:
+                raise _reported(CheckFailed(reason))
+            return
         self.report.ok(what, detail)
 
     def _start(self, what: str, budget: int) -> None:
@@ -199,7 +209,7 @@ class Verification:
             seconds = self.process.wait_ready(budget)
         except StartFailed as error:
             self.report.fail(what, str(error))
-            raise
+            raise _reported(error)
         self.report.ok(what, f"{seconds:.0f} s of the {budget} s the startup probe allows")
 
     def _stop(self, what: str) -> None:
@@ -287,7 +297,7 @@ class Verification:
                 texts = _texts(body)
                 self._check(f"{flow.file_name}: {test.name}", status == 200 and any(test.expect in t for t in texts),
                             f"POST /api/v1/run/{flow.run_name} answered {status}; expected {test.expect!r} in the "
-                            f"output, got {str(body)[:400]}")
+                            f"output, got {str(body)[:400]}", fatal=False)
         default = settings.default_flow
         if default:
             status, body = self._run_flow(default, "the default flow runs", api_key)

@@ -62,7 +62,7 @@ class UpgradeDrill(Verification):
                 prepare_writable(self.backups, 1000, 1000)
                 self._drill(engine, old_settings, new_settings, venvs, credentials, stack)
         except (CheckFailed, StartFailed, RenderError, PostgresUnavailable) as error:
-            if report.failed is None:
+            if not getattr(error, "reported", False):
                 report.fail("drill", str(error))
         verdict = "FAILED" if report.failed else "PASSED"
         report.out(f"{verdict}: {len(report.passed)} checks passed" + (f", failed at: {report.failed}" if report.failed else ""))

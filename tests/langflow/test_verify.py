@@ -83,14 +83,6 @@ def test_a_broken_flow_fails_before_langflow_starts(tmp_path):
     assert "'_type' is missing" in output and "Langflow installed" not in output
 
 
-def test_a_flow_that_does_not_do_what_its_smoke_test_says_fails(tmp_path):
-    project = project_copy(tmp_path)
-    (project / "flows" / "echo.smoke.yaml").write_text("- name: answers pong\n  input: ping\n  expect: pong\n")
-    ok, output = verify("dev", NEWEST, project=project)
-    assert not ok
-    assert "FAIL  echo.json: answers pong: POST /api/v1/run/echo answered 200; expected 'pong'" in output, output
-
-
 def test_an_unwritable_data_volume_fails_fast_with_the_reason():
     started = time.monotonic()
     ok, output = verify("dev", data_read_only=True)
@@ -108,11 +100,19 @@ def test_a_server_that_dies_in_start_up_fails_fast():
     assert time.monotonic() - started < 120
 
 
-def test_a_secret_key_that_changes_on_restart_is_caught():
-    ok, output = verify("dev", NEWEST, new_secret_key_on_restart=True)
+def test_a_flow_that_does_not_do_what_its_smoke_test_says_and_a_secret_key_that_changes_on_restart_fail(tmp_path):
+    """Two faults in one run (two Langflow starts, not three): a failed smoke test is reported and the checks go
+    on, so the secret key that a fault changes on restart is caught too."""
+    project = project_copy(tmp_path)
+    (project / "flows" / "echo.smoke.yaml").write_text("- name: answers pong\n  input: ping\n  expect: pong\n"
+                                                       "- name: answers ping\n  input: ping\n  expect: ping\n")
+    ok, output = verify("dev", NEWEST, project=project, new_secret_key_on_restart=True)
     assert not ok
+    assert "FAIL  echo.json: answers pong: POST /api/v1/run/echo answered 200; expected 'pong'" in output, output
+    assert "  ok    echo.json: answers ping" in output and "  ok    starts again on the same data" in output, output
     assert "FAIL  a token signed before the restart is still accepted" in output, output
     assert "the secret key changed" in output
+    assert output.rstrip().splitlines()[-1].endswith("failed at: echo.json: answers pong"), output
 
 
 def test_the_sandbox_refuses_writes_outside_the_pod_s_writable_mounts(tmp_path):

@@ -25,23 +25,37 @@ fi
 if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
-# Every test, in two streams side by side (the machine has two cores): the real-Langflow tests
-# (tests/langflow, CPU-bound starts) and the policy pack's runs (they balance the streams) in the
-# background, everything else (unit tests, the engine and the local cluster) in the foreground. A third
-# stream would not help: both already keep a core busy, and a Langflow that shares a core stops too slowly
-# for the check that holds the simulated pods to its stop time. Each has its own temporary folder; the
-# background stream's report is printed after the foreground one; the run fails if either failed.
+# Every test, in three streams side by side on the machine's two cores:
+# - the real-Langflow tests (tests/langflow: CPU-bound starts), in the background, at normal priority;
+# - the engine and local-cluster tests, in two streams at a lower priority (nice), one in the background and
+#   the main one (with the unit tests) in the foreground. Each waits on API servers, rollouts and deadlines
+#   about a quarter of its time; two fill each other's waits.
+# Langflow keeps a whole core: shared with an engine stream it stopped too slowly for the check that holds the
+# simulated pods to its stop time. Each stream has its own temporary folder; the background streams' reports
+# are printed after the foreground one; the run fails if any failed.
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
-background=(tests/langflow tests/integration/test_policy_real.py)
-.venv/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp="$scratch/langflow" "${background[@]}" \
-  >"$scratch/langflow.log" 2>&1 &
-langflow_stream=$!
-trap 'kill "$langflow_stream" 2>/dev/null || true; rm -rf "$scratch"' EXIT
+background_pids=()
+trap 'kill "${background_pids[@]}" 2>/dev/null || true; rm -rf "$scratch"' EXIT
+langflow_stream=(tests/langflow)
+engine_stream=(tests/integration/test_releases_real.py tests/integration/test_stacks_real.py
+               tests/integration/test_benchmark.py tests/integration/test_policy_real.py)
+background() {  # name, priority (nice), then the test paths of one background stream
+  local name=$1 priority=$2; shift 2
+  nice -n "$priority" .venv/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp="$scratch/$name" \
+    "$@" >"$scratch/$name.log" 2>&1 &
+  background_pids+=($!)
+}
+background langflow 0 "${langflow_stream[@]}"
+background engine 5 "${engine_stream[@]}"
 status=0
-.venv/bin/python -m pytest --durations=25 --basetemp="$scratch/rest" "${background[@]/#/--ignore=}" || status=$?
-wait "$langflow_stream" || status=$((status ? status : $?))
-echo
-echo "===== ${background[*]} (run beside the above) ====="
-cat "$scratch/langflow.log"
+nice -n 5 .venv/bin/python -m pytest --durations=25 --basetemp="$scratch/main" \
+  "${langflow_stream[@]/#/--ignore=}" "${engine_stream[@]/#/--ignore=}" || status=$?
+for pid in "${background_pids[@]}"; do
+  wait "$pid" || status=$((status ? status : $?))
+done
+for name in langflow engine; do
+  echo
+  echo "===== the $name stream (run beside the above) ====="
+  cat "$scratch/$name.log"
+done
 exit "$status"

@@ -26,19 +26,22 @@ if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
 # Every test, in three streams side by side on the machine's two cores:
-# - the real-Langflow tests (tests/langflow: CPU-bound starts), in the background, at normal priority;
-# - the engine and local-cluster tests, in two streams at a lower priority (nice), one in the background and
-#   the main one (with the unit tests) in the foreground. Each waits on API servers, rollouts and deadlines
-#   about a quarter of its time; two fill each other's waits.
-# Langflow keeps a whole core: shared with an engine stream it stopped too slowly for the check that holds the
-# simulated pods to its stop time. Each stream has its own temporary folder; the background streams' reports
-# are printed after the foreground one; the run fails if any failed.
+# - `make verify` and the flow sync on two replicas (CPU-bound Langflow starts, and the checks that time
+#   Langflow's stop and the ambassador's answers), in the background, at normal priority;
+# - the rest in two streams at a lower priority (nice): one in the background (releases, stacks, the quick
+#   benchmark, the policy pack's runs, the SQLite upgrade drill), and the main one in the foreground (the
+#   other engine and local-cluster tests, the PostgreSQL drill, the unit tests). The engine tests wait on API
+#   servers, rollouts and deadlines about a quarter of their time; the two streams fill each other's waits.
+# The first stream keeps a whole core: shared as an equal, a Langflow stopped too slowly for the check that
+# holds the simulated pods to its stop time. Each stream has its own temporary folder; the background
+# streams' reports are printed after the foreground one; the run fails if any failed.
 scratch=$(mktemp -d)
 background_pids=()
 trap 'kill "${background_pids[@]}" 2>/dev/null || true; rm -rf "$scratch"' EXIT
-langflow_stream=(tests/langflow)
+langflow_stream=(tests/langflow/test_verify.py tests/langflow/test_flow_sync_real.py)
 engine_stream=(tests/integration/test_releases_real.py tests/integration/test_stacks_real.py
-               tests/integration/test_benchmark.py tests/integration/test_policy_real.py)
+               tests/integration/test_benchmark.py tests/integration/test_policy_real.py
+               tests/langflow/test_backups_real.py)
 background() {  # name, priority (nice), then the test paths of one background stream
   local name=$1 priority=$2; shift 2
   nice -n "$priority" .venv/bin/python -m pytest -p no:cacheprovider --durations=15 --basetemp="$scratch/$name" \

@@ -65,6 +65,12 @@ class Report:
         self.failed = self.failed or what  # the first failure: the rest may follow from it
         self.out(f"  FAIL  {what}: {reason}")
 
+    def verdict(self) -> bool:
+        """The closing line (PASSED, or FAILED with the first failure); whether the run passed."""
+        summary = f"{len(self.passed)} checks passed" + (f", failed at: {self.failed}" if self.failed else "")
+        self.out(f"{'FAILED' if self.failed else 'PASSED'}: {summary}")
+        return self.failed is None
+
 
 @dataclass
 class Faults:
@@ -128,9 +134,7 @@ class Verification:
                 report.fail("verify", str(error))
         except ConfigError as error:
             report.fail("config and flows are valid", str(error))
-        verdict = "FAILED" if report.failed else "PASSED"
-        report.out(f"{verdict}: {len(report.passed)} checks passed" + (f", failed at: {report.failed}" if report.failed else ""))
-        return report.failed is None
+        return report.verdict()
 
     def _database(self, settings: StackSettings, stack: ExitStack) -> Optional[str]:
         """The database URL Langflow gets: the one given, or a scratch PostgreSQL's for a PostgreSQL stack."""

@@ -64,9 +64,7 @@ class UpgradeDrill(Verification):
         except (CheckFailed, StartFailed, RenderError, PostgresUnavailable) as error:
             if not getattr(error, "reported", False):
                 report.fail("drill", str(error))
-        verdict = "FAILED" if report.failed else "PASSED"
-        report.out(f"{verdict}: {len(report.passed)} checks passed" + (f", failed at: {report.failed}" if report.failed else ""))
-        return report.failed is None
+        return report.verdict()
 
     def _drill(self, engine: str, old: StackSettings, new: StackSettings, venvs: dict[str, Path],
                credentials: dict[str, str], stack: ExitStack) -> None:

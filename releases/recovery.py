@@ -16,6 +16,14 @@ uid, nothing recreated). That works for objects the program names; one the provi
 random suffix) gets a new name on every create, so the leftover is deleted once the update makes
 it again from the values the state keeps (a Secret's generated credentials among them). Data
 kinds are never deleted.
+
+Server-side apply records who set each field (`metadata.managedFields`), and pulumi-kubernetes 4.25
+applies as `pulumi-kubernetes-<random>`, drawn anew by each create and kept in the state
+(`fieldManagerName` and `__fieldManager`, provider/pkg/provider/provider.go). The adopting create
+draws another name, so both runs' managers hold the fields, and the next change of one fails with
+a field conflict. The provider moves fields over from client-side apply's and kubectl's managers
+only (`fixCSAFieldManagers`, pkg/await/await.go), not from another `pulumi-kubernetes-*` one, so
+recovery hands the killed run's fields over to the manager the state records.
 """
 
 from __future__ import annotations
@@ -159,16 +167,22 @@ class RecoveryPlan:
     adopt: tuple[PendingOperation, ...] = ()  # created in the cluster, unknown to the state: taken over as it is
     remove: tuple[PendingOperation, ...] = ()  # created under a generated name the program cannot take over
     clear: tuple[tuple[PendingOperation, str], ...] = ()  # pending creates with nothing to adopt, and why
+    # Objects the state holds once adopted (or held already: a recovery killed after its adoption) whose fields
+    # an interrupted create may have applied under a field manager the state does not record.
+    hand_over: tuple[PendingOperation, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.adopt or self.remove or self.clear)
 
     def actions(self) -> list[str]:
-        return ([f"adopt {op.describe()}: the interrupted run created it; it is kept as it is (same uid)"
-                 for op in self.adopt]
+        return ([f"adopt {op.describe()}: the interrupted run created it; it is kept as it is (same uid), and the "
+                 "fields its field manager applied are handed over to the adopting one, so that later changes meet "
+                 "no field conflict" for op in self.adopt]
                 + [f"delete {op.describe()}: the interrupted run created it under a generated name, which no update "
                    "can take over; the update makes it again from the values the state keeps" for op in self.remove]
-                + [f"clear the pending create of {op.describe()}: {why}" for op, why in self.clear])
+                + [f"clear the pending create of {op.describe()}: {why}" for op, why in self.clear]
+                + [f"hand the fields another Pulumi field manager applied to {op.describe()}, if any, over to the one "
+                   "the state records" for op in self.hand_over if op not in self.adopt])
 
 
 def plan_recovery(operations: list[PendingOperation], in_state: dict[str, str],
@@ -176,7 +190,7 @@ def plan_recovery(operations: list[PendingOperation], in_state: dict[str, str],
     """Adopt what an interrupted create left in the cluster, delete what it left under a generated name,
     clear the creates that left nothing. `lookup` asks the cluster for a Kubernetes object's metadata
     (None: it does not exist). Other pending operations are not this plan's."""
-    adopt, remove, clear = [], [], []
+    adopt, remove, clear, hand_over = [], [], [], []
     for op in operations:
         if op.kind != "creating":
             continue
@@ -195,9 +209,11 @@ def plan_recovery(operations: list[PendingOperation], in_state: dict[str, str],
                 remove.append(op)
         elif op.urn in in_state:
             clear.append((op, "the state holds the resource, and the update settles it"))
+            hand_over.append(op)
         else:
             adopt.append(op)
-    return RecoveryPlan(tuple(adopt), tuple(remove), tuple(clear))
+            hand_over.append(op)
+    return RecoveryPlan(tuple(adopt), tuple(remove), tuple(clear), tuple(hand_over))
 
 
 def refresh_targets(operations: list[PendingOperation], in_state: dict[str, str]) -> list[str]:
@@ -206,6 +222,56 @@ def refresh_targets(operations: list[PendingOperation], in_state: dict[str, str]
     the state holds no resource at all (an update killed at its very start)."""
     stack = [urn for urn in in_state if urn.split("::")[-2] == "pulumi:pulumi:Stack"]
     return stack + [op.urn for op in operations if op.urn in in_state and op.urn not in stack]
+
+
+# The field managers pulumi-kubernetes applies under in server-side apply mode, and where its state keeps the one
+# of each resource (provider/pkg/provider/provider.go, fieldManagerName and fieldManagerKey).
+PULUMI_FIELD_MANAGER_PREFIX = "pulumi-kubernetes-"
+FIELD_MANAGER_KEY = "__fieldManager"
+
+
+def state_field_manager(deployment: dict[str, Any], urn: str) -> Optional[str]:
+    """The field manager the state records for a resource; None when it holds none."""
+    return next(((r.get("outputs") or {}).get(FIELD_MANAGER_KEY) for r in deployment.get("resources") or []
+                 if r.get("urn") == urn), None)
+
+
+def _applied_by(entry: dict, manager: Optional[str] = None) -> bool:
+    """A managedFields entry of a server-side apply to the object itself (not to its status)."""
+    return (entry.get("operation") == "Apply" and not entry.get("subresource")
+            and (entry.get("manager") == manager if manager else
+                 str(entry.get("manager", "")).startswith(PULUMI_FIELD_MANAGER_PREFIX)))
+
+
+def other_pulumi_managers(managed_fields: list[dict], manager: str) -> list[str]:
+    """The Pulumi field managers other than `manager` that hold fields of an object (an interrupted create's)."""
+    return [e["manager"] for e in managed_fields if _applied_by(e) and e["manager"] != manager]
+
+
+def _union(fields: dict, more: dict) -> dict:
+    """The union of two FieldsV1 sets (a tree of `f:`/`k:`/`v:`/`i:` keys; `.` marks a node as a member)."""
+    merged = dict(fields)
+    for key, child in more.items():
+        merged[key] = _union(merged[key], child) if isinstance(merged.get(key), dict) else child
+    return merged
+
+
+def hand_over_fields(managed_fields: list[dict], manager: str) -> Optional[list[dict]]:
+    """An object's managedFields with the fields of the other Pulumi managers merged into `manager`'s apply entry
+    (or, when it has none, the first of them renamed), as the provider moves fields over from the managers it knows
+    (fluxcd ssa's PatchReplaceFieldsManagers). `manager` then owns all Pulumi applied: it can change them, and its
+    next apply removes what the program no longer sets. Other managers' entries stay. None: nothing to hand over."""
+    handed = [e for e in managed_fields if _applied_by(e) and e["manager"] != manager]
+    if not handed:
+        return None
+    kept = [e for e in managed_fields if not any(e is h for h in handed)]
+    fields: dict = {}
+    for entry in handed:
+        fields = _union(fields, entry.get("fieldsV1") or {})
+    own = next((e for e in kept if _applied_by(e, manager)), None)
+    if own is None:
+        return kept + [{**handed[0], "manager": manager, "fieldsV1": fields}]
+    return [{**e, "fieldsV1": _union(e.get("fieldsV1") or {}, fields)} if e is own else e for e in kept]
 
 
 # Workloads whose update Pulumi waits on until they have rolled out: an update of one interrupted and then

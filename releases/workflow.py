@@ -25,9 +25,9 @@ from releases.history import (
     normal_config, require_unchanged, rollback_target, schema_rollback, table, updates,
 )
 from releases.recovery import (
-    ROLLED_OUT_KINDS, PendingOperation, holder_is_gone, lock_holders, lock_refusal, pending_operations,
-    plan_recovery, recovery_summary, refresh_targets, repair_state_file, rollout_status, settle_action, stack_outputs,
-    state_file, state_ids,
+    ROLLED_OUT_KINDS, PendingOperation, hand_over_fields, holder_is_gone, lock_holders, lock_refusal,
+    other_pulumi_managers, pending_operations, plan_recovery, recovery_summary, refresh_targets, repair_state_file,
+    rollout_status, settle_action, stack_outputs, state_field_manager, state_file, state_ids,
 )
 from releases.snapshot import Repository, read_tree, write_tree
 from releases.watch import ApiServerWatch, kubernetes_probe
@@ -383,12 +383,53 @@ class StackReleases:
             self._run(lambda: self._update(
                 *(arg for op in plan.adopt for arg in ("--target", op.urn)),
                 "--message", f"{RECOVERY_SUMMARY} adopt what an interrupted update created"))
+        if plan.hand_over:
+            # The adopting create applied under a field manager of its own; the interrupted one's still holds the
+            # fields, and would make the next change of one fail with a field conflict (releases/recovery.py).
+            deployment = self._deployment()
+            for op in plan.hand_over:
+                if manager := state_field_manager(deployment, op.urn):
+                    self._hand_over_fields(op, manager)
         for op in plan.remove:
             _, _, namespace, name = op.kubernetes_object
             self._kubernetes_resource(op).delete(name=name, namespace=namespace)
         self._refresh(operations, "clear pending creates", clear_pending_creates=True)
         for action in plan.actions():
             self._recovered(action)
+
+    def _hand_over_fields(self, operation: PendingOperation, manager: str) -> None:
+        """Hand the fields other Pulumi field managers hold of an object over to `manager` (a JSON patch of its
+        managedFields, made only if the object did not change since it was read: its controller writes to it)."""
+        from kubernetes.dynamic.exceptions import ConflictError, NotFoundError, UnprocessibleEntityError
+
+        _, kind, namespace, name = operation.kubernetes_object
+        resource = self._kubernetes_resource(operation)
+        for _ in range(10):
+            try:
+                metadata = resource.get(name=name, namespace=namespace).to_dict()["metadata"]
+            except NotFoundError:
+                return
+            entries = metadata.get("managedFields") or []
+            handed = hand_over_fields(entries, manager)
+            if handed is None:
+                return
+            try:
+                patched = resource.patch(
+                    name=name, namespace=namespace, content_type="application/json-patch+json",
+                    body=[{"op": "test", "path": "/metadata/resourceVersion", "value": metadata["resourceVersion"]},
+                          {"op": "replace", "path": "/metadata/managedFields", "value": handed}])
+            except (ConflictError, UnprocessibleEntityError):  # changed since it was read (the test failed)
+                time.sleep(0.2)
+                continue
+            # The API server ignores managedFields it cannot decode, without an error: check they were taken.
+            if other_pulumi_managers(patched.to_dict()["metadata"].get("managedFields") or [], manager):
+                break
+            self._recovered(f"{kind} {namespace}/{name}: handed the fields of field manager(s) "
+                            f"{', '.join(other_pulumi_managers(entries, manager))} over to {manager}, the one the "
+                            "state records")
+            return
+        raise ReleaseFailed(f"the fields of {kind} {namespace}/{name} could not be handed over to field manager "
+                            f"{manager}: the next change of one may fail with a field conflict. Run the command again.")
 
     def _await_rollout(self, operation: PendingOperation) -> None:
         """Wait, as the interrupted update would have, until the workload it was updating has rolled out:

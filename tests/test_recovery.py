@@ -25,9 +25,9 @@ from releases.database import STOPPED_ANNOTATION, StackDatabase
 from releases.history import ReleaseError
 from releases.recovery import (
     repair_state_file, state_file,
-    AUTONAMED, LockHolder, RecoveryPlan, holder_is_gone, lock_holders, lock_refusal,
-    pending_operations, plan_recovery, recovery_summary, refresh_targets, rollout_status, settle_action,
-    stack_outputs, state_ids,
+    AUTONAMED, LockHolder, RecoveryPlan, hand_over_fields, holder_is_gone, lock_holders, lock_refusal,
+    other_pulumi_managers, pending_operations, plan_recovery, recovery_summary, refresh_targets, rollout_status,
+    settle_action, stack_outputs, state_field_manager, state_ids,
 )
 from releases.watch import ApiServerWatch
 from releases.workflow import ReleaseFailed, StackReleases
@@ -164,10 +164,15 @@ def test_each_pending_create_gets_the_action_that_keeps_everything():
                 "by hand once you know it holds nothing",
         "same": "the state holds the resource, and the update settles it",
         "password": "nothing outside the state holds it"}
+    # What the state holds once adopted, or held already, gets the fields an interrupted create applied.
+    assert [o.name for o in plan.hand_over] == ["adopted", "same"]
     actions = plan.actions()
-    assert len(actions) == 7  # the update in flight is the first refresh's, not the plan's
+    assert len(actions) == 8  # the update in flight is the first refresh's, not the plan's
     assert actions[0].startswith("adopt Service adopted langflow-dev/langflow: the interrupted run created it")
+    assert "handed over to the adopting one, so that later changes meet no field conflict" in actions[0]
     assert actions[1].startswith("delete Secret autonamed langflow-dev/langflow-credentials-1a2b3c4d: ")
+    assert actions[-1] == ("hand the fields another Pulumi field manager applied to ConfigMap same "
+                           "langflow-dev/tool-1111, if any, over to the one the state records")
     assert settle_action(ops[-1]) == "refresh Deployment updated langflow-dev/langflow, interrupted while updating"
     assert not RecoveryPlan() and plan
     # A refresh names the stack and what the state holds only (it refuses the others).
@@ -175,6 +180,52 @@ def test_each_pending_create_gets_the_action_that_keeps_everything():
         STACK, f"{PARENT}$kubernetes:core/v1:ConfigMap::replaced", f"{PARENT}$kubernetes:core/v1:ConfigMap::same",
         f"{PARENT}$kubernetes:apps/v1:Deployment::updated"]
     assert refresh_targets(ops, {}) == []
+
+
+def applied(manager: str, fields: dict, operation: str = "Apply", **more) -> dict:
+    return {"manager": manager, "operation": operation, "apiVersion": "apps/v1", "time": "2026-12-01T05:00:00Z",
+            "fieldsType": "FieldsV1", "fieldsV1": fields, **more}
+
+
+CONTAINER = 'k:{"name":"langflow"}'
+KILLED = applied("pulumi-kubernetes-0a1b2c3d", {
+    "f:metadata": {"f:labels": {".": {}, "f:app": {}, "f:old": {}}},
+    "f:spec": {"f:template": {"f:spec": {"f:containers": {CONTAINER: {".": {}, "f:image": {}, "f:name": {}}}}}}})
+ADOPTING = applied("pulumi-kubernetes-4e5f6a7b", {
+    "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+    "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {CONTAINER: {".": {}, "f:image": {}}}}}}})
+STATUS = applied("kube-controller-manager", {"f:status": {"f:replicas": {}}}, "Update", subresource="status")
+EDITED = applied("kubectl-edit", {"f:spec": {"f:paused": {}}}, "Update")
+
+
+def test_the_fields_an_interrupted_create_applied_are_handed_over_to_the_manager_the_state_records():
+    # The killed run's manager and the adopting one's both hold the image: the next image change would conflict.
+    entries = [KILLED, STATUS, ADOPTING, EDITED]
+    assert other_pulumi_managers(entries, ADOPTING["manager"]) == [KILLED["manager"]]
+    handed = hand_over_fields(entries, ADOPTING["manager"])
+    # The adopting manager holds the union (what only the killed run set too: its next apply removes that), the
+    # other managers' entries stay as they are, and no other Pulumi manager is left.
+    assert handed == [STATUS, {**ADOPTING, "fieldsV1": {
+        "f:metadata": {"f:labels": {".": {}, "f:app": {}, "f:old": {}}},
+        "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+            CONTAINER: {".": {}, "f:image": {}, "f:name": {}}}}}}}}, EDITED]
+    assert other_pulumi_managers(handed, ADOPTING["manager"]) == []
+    assert hand_over_fields(handed, ADOPTING["manager"]) is None
+    assert entries == [KILLED, STATUS, ADOPTING, EDITED], "the entries read are left as they were"
+    # A manager that has no entry of its own takes the other one's, renamed.
+    assert hand_over_fields([KILLED, STATUS], "pulumi-kubernetes-4e5f6a7b") == [
+        STATUS, {**KILLED, "manager": "pulumi-kubernetes-4e5f6a7b"}]
+    # Nothing to hand over: only the state's manager, other tools' managers, a Pulumi manager's status entry.
+    assert hand_over_fields([ADOPTING, STATUS, EDITED], ADOPTING["manager"]) is None
+    assert hand_over_fields([ADOPTING, {**KILLED, "subresource": "status"}], ADOPTING["manager"]) is None
+    assert hand_over_fields([], ADOPTING["manager"]) is None
+
+
+def test_the_state_records_each_resource_s_field_manager():
+    deployment = {"resources": [{"urn": "u", "outputs": {"__fieldManager": "pulumi-kubernetes-4e5f6a7b"}},
+                                {"urn": "r", "outputs": {"length": 24}}]}
+    assert state_field_manager(deployment, "u") == "pulumi-kubernetes-4e5f6a7b"
+    assert state_field_manager(deployment, "r") is None and state_field_manager(deployment, "x") is None
 
 
 def test_recovery_updates_are_no_releases():
@@ -369,6 +420,70 @@ def test_recovery_takes_the_lock_first_then_adopts_deletes_and_clears(tmp_path, 
         "refresh Deployment langflow langflow-dev/langflow, interrupted while updating",
         "Deployment langflow-dev/langflow finished the rollout the interrupted update started",
         "adopt Service langflow langflow-dev/langflow", "delete Secret creds langflow-dev/langflow-credentials-1a2b"]
+
+
+class LiveService:
+    """A Service as the API server keeps it: managedFields, a resourceVersion each write moves on, and JSON patches
+    with a test of it (a controller writing in between makes the first one fail)."""
+
+    def __init__(self, managed_fields: list[dict], calls: list, written_meanwhile: int = 0, taken: bool = True):
+        self.metadata = {"name": "langflow", "namespace": "langflow-dev", "resourceVersion": "7",
+                         "managedFields": managed_fields}
+        self.calls, self.written_meanwhile, self.taken = calls, written_meanwhile, taken
+
+    def get(self, name, namespace):
+        return SimpleNamespace(to_dict=lambda: {"metadata": dict(self.metadata)})
+
+    def patch(self, name, namespace, body, content_type):
+        from kubernetes.client.rest import ApiException
+        from kubernetes.dynamic.exceptions import UnprocessibleEntityError
+
+        assert content_type == "application/json-patch+json"
+        self.calls.append(("patch", namespace, name, [op["path"] for op in body]))
+        if self.written_meanwhile:
+            self.written_meanwhile -= 1
+            self.metadata["resourceVersion"] = str(int(self.metadata["resourceVersion"]) + 1)
+        test, replace = body
+        if test["value"] != self.metadata["resourceVersion"]:
+            raise UnprocessibleEntityError(ApiException(status=422, reason="test failed"))
+        if self.taken:
+            self.metadata["managedFields"] = replace["value"]
+        return self.get(name, namespace)
+
+
+def handing_over(tmp_path, monkeypatch, service: LiveService):
+    """recover() of INTERRUPTED, where the adopting update records the Service with its own field manager."""
+    after_refresh = {**INTERRUPTED, "pending_operations": INTERRUPTED["pending_operations"][:2]}
+    service_state = {"urn": f"{PARENT}$kubernetes:core/v1:Service::langflow", "id": "langflow-dev/langflow",
+                     "outputs": {"__fieldManager": ADOPTING["manager"]}}
+    adopted = {**after_refresh, "resources": [*after_refresh["resources"], service_state]}
+    releases = recovering(tmp_path, monkeypatch, [INTERRUPTED, INTERRUPTED, after_refresh, adopted])
+    service.calls = releases.stack.calls
+    rollout = releases._kubernetes_resource
+    releases._kubernetes_resource = lambda op: service if op.kubernetes_object[1] == "Service" else rollout(op)
+    return releases
+
+
+def test_recovery_hands_the_fields_of_the_interrupted_create_over_after_the_adoption(tmp_path, monkeypatch):
+    service = LiveService([KILLED, STATUS, ADOPTING], [], written_meanwhile=1)
+    releases = handing_over(tmp_path, monkeypatch, service)
+    releases.recover()
+    patch = ("patch", "langflow-dev", "langflow", ["/metadata/resourceVersion", "/metadata/managedFields"])
+    assert [call[0] for call in releases.stack.calls] == ["refresh", "up", "patch", "patch", "delete", "refresh"]
+    assert releases.stack.calls[2:4] == [patch, patch], "written in between: read again and patched again"
+    assert other_pulumi_managers(service.metadata["managedFields"], ADOPTING["manager"]) == []
+    assert STATUS in service.metadata["managedFields"]
+    assert (f"Service langflow-dev/langflow: handed the fields of field manager(s) {KILLED['manager']} over to "
+            f"{ADOPTING['manager']}, the one the state records") in releases.recovered
+
+
+def test_a_hand_over_the_api_server_did_not_take_fails_the_recovery_before_it_clears_anything(tmp_path, monkeypatch):
+    # The API server keeps the managedFields it had when it cannot decode the ones sent, and says nothing.
+    service = LiveService([KILLED, STATUS, ADOPTING], [], taken=False)
+    releases = handing_over(tmp_path, monkeypatch, service)
+    with pytest.raises(ReleaseFailed, match="could not be handed over to field manager pulumi-kubernetes-4e5f6a7b"):
+        releases.recover()
+    assert [call[0] for call in releases.stack.calls] == ["refresh", "up", "patch"]
 
 
 def test_recovery_under_a_live_lock_changes_nothing(tmp_path, monkeypatch):

@@ -83,12 +83,18 @@ class Run:
 
 
 def created_in_flight(project: Project, client) -> list[str]:
-    """Paths of the Services and Deployments with a pending create whose object the cluster has: the create
-    reached the API server, and the provider waits for the object to become ready. (Objects the provider
-    names itself are deleted and made again instead of adopted: releases/recovery.py.)"""
+    """Paths of the Deployments with a pending create whose object the cluster has: the create reached the API
+    server, and the provider waits for its rollout (seconds, so a kill lands while it is still pending; a
+    Service's create can end between this check and the kill). (Objects the provider names itself are deleted
+    and made again instead of adopted: releases/recovery.py.)"""
     return [object_path(urn) for kind, urn in pending(project)
-            if kind == "creating" and (":Service::" in urn or ":Deployment::" in urn)
-            and client.get_or_none(object_path(urn)) is not None]
+            if kind == "creating" and ":Deployment::" in urn and client.get_or_none(object_path(urn)) is not None]
+
+
+def pulumi_managers(obj: dict) -> set[str]:
+    """The Pulumi field managers (pulumi-kubernetes-<random>, one per resource and create) of an object."""
+    return {e["manager"] for e in obj["metadata"].get("managedFields") or []
+            if e["manager"].startswith("pulumi-kubernetes-")}
 
 
 def unknown_objects(project: Project, client) -> set[tuple[str, str]]:
@@ -141,20 +147,31 @@ def test_an_interrupted_update_is_settled_by_the_next_command(toolchain_bin, loc
     client = cluster.client()
     project = Project(tmp_path, "dev", toolchain_bin, cluster.kubeconfig, git=True)
 
-    # 1. The first create, killed once an object it creates exists in the cluster and the state does not
-    #    hold it yet: the next `make up` adopts it (same uid), clears the stale lock, ends the orphans.
+    # 1. The first create, killed once the Deployment it creates exists in the cluster and the state does not
+    #    hold it yet: the next `make up` adopts it (same uid), clears the stale lock, ends the orphans. The
+    #    adopting create applies under a field manager of its own: the killed run's hands its fields over to it.
     run = Run(project, "up")
-    orphans = run.kill_when(lambda: bool(created_in_flight(project, client)))
+    killed_at: list[str] = []  # the path as the kill point saw it: the pending create may end right after
+
+    def deployment_create_in_flight() -> bool:
+        killed_at[:] = created_in_flight(project, client)
+        return bool(killed_at)
+
+    orphans = run.kill_when(deployment_create_in_flight)
     assert orphans, "the engine's plugins should outlive the kill: the case to recover from"
-    path = created_in_flight(project, client)[0]
+    path = killed_at[0]
     uid = client.get(path)["metadata"]["uid"]
+    (killed_manager,) = pulumi_managers(client.get(path))
     assert locks(project), "the killed run holds the lock"
     output = ok(Run(project, "up"))
     for said in ("Recovery: cleared the stale lock of", "that process no longer runs", "Recovery: ended",
-                 "Recovery: adopt"):
+                 "Recovery: adopt", f"handed the fields of field manager(s) {killed_manager} over to"):
         assert said in output, output[-4000:]
     assert client.get(path)["metadata"]["uid"] == uid, "adopted, not recreated"
     assert_settled(project, client, orphans)
+    # One Pulumi field manager holds the fields, the adopting one: the image update of step 2 meets no conflict.
+    managers = pulumi_managers(client.get(path))
+    assert len(managers) == 1 and killed_manager not in managers, client.get(path)["metadata"]["managedFields"]
     history = project.run("stack", "history", "--json").stdout
     assert "recovered first: " in history and "cleared the stale lock" in history
     claim, key = claim_uid(client), secret_key(client)

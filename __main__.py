@@ -119,7 +119,9 @@ if config.sso.enabled:
     oauth2_proxy = OAuth2Proxy(
         f"{config.name}-oauth2-proxy", config.sso, config.ingress,
         app=config.name, namespace=config.namespace, upstream=f"{spec.base_url(config)}/",
-        labels=config.labels, annotations=config.annotations, registry=config.image.registry, depends_on=guarded)
+        labels=config.labels, annotations=config.annotations, registry=config.image.registry, depends_on=guarded,
+        per_user=spec.sso_per_user(config),
+        trusted_ca=config.trusted_ca if config.trusted_ca.enabled else None)
     DexClient(f"{config.name}-dex-client", config.sso, config.ingress, client_secret=oauth2_proxy.client_secret)
     front, edge_deps = oauth2_proxy.service, edge_deps + oauth2_proxy.ready
     images["oauth2_proxy"] = oauth2_proxy.image

@@ -17,11 +17,12 @@ from components.ambassador import spec as ambassador_spec
 from components.common import (  # noqa: F401 - IMAGE_ANNOTATION is re-exported
     DATABASE_URL_DIGEST_ANNOTATION, IMAGE_ANNOTATION, disruption_budget, object_metadata, pod_monitor, scrape_annotations, service,
 )
-from components.edge.spec import cors_origins
+from components.edge.spec import cors_origins, external_auth_env, trusted_ca_volume
 from settings.cluster import STACK_ANNOTATION
 from settings.kube import safe_label_value
 from settings.ambassador import key_from_env
-from settings.managed import CONTAINER_NAME, CONTAINER_PORT, DATA_DIR, STARTUP_BUDGET_SECONDS, TMP_DIR
+from settings.edge import identity_mode
+from settings.managed import CONTAINER_NAME, CONTAINER_PORT, DATA_DIR, STARTUP_BUDGET_SECONDS, TMP_DIR, TRUSTED_CA_DIR
 from settings.model import LangflowStackConfig, version_before
 
 SQLITE_URL = f"sqlite:///{DATA_DIR}/langflow.db"
@@ -195,12 +196,23 @@ def managed_env(config: LangflowStackConfig, credentials_secret: Any,
     env.append({"name": "LANGFLOW_PROMETHEUS_ENABLED", "value": _bool(config.metrics.enabled)})
     if config.metrics.enabled:
         env.append({"name": "LANGFLOW_PROMETHEUS_PORT", "value": str(config.metrics.langflow_port)})
+    if sso_per_user(config):
+        env += external_auth_env(config.sso)
+    if config.trusted_ca.enabled:
+        # httpx and the ssl module read SSL_CERT_FILE, requests its own variable: the bundle replaces certifi's.
+        bundle = f"{TRUSTED_CA_DIR}/{config.trusted_ca.key}"
+        env += [{"name": "SSL_CERT_FILE", "value": bundle}, {"name": "REQUESTS_CA_BUNDLE", "value": bundle}]
     if ambassador_key_from_env(config):
         # The ambassador's key (generated, in the credentials Secret), checked by Langflow itself as the
         # superuser's; database keys still work.
         env += [{"name": "LANGFLOW_API_KEY_SOURCE", "value": "env"},
                 from_secret("LANGFLOW_API_KEY", "LANGFLOW_API_KEY", credentials_secret)]
     return env
+
+
+def sso_per_user(config: LangflowStackConfig) -> bool:
+    """Each person signed in through SSO is their own Langflow user (sso.identity)."""
+    return identity_mode(config.sso, config.image.tag, config.auth.enabled) == "per-user"
 
 
 def ambassador_key_from_env(config: LangflowStackConfig) -> bool:
@@ -240,6 +252,8 @@ def volumes(config: LangflowStackConfig, flows_config_map: Any, database: Option
         out.append({"name": "flows", "persistentVolumeClaim": {"claimName": config.flows.claim_name, "readOnly": True}})
     if database is not None and database.ca_secret:
         out.append({"name": "database-ca", "secret": {"secretName": database.ca_secret["name"]}})
+    if config.trusted_ca.enabled:
+        out.append(trusted_ca_volume("trusted-ca", config.trusted_ca))
     return out + config.extra_volumes
 
 
@@ -249,6 +263,8 @@ def volume_mounts(config: LangflowStackConfig, database: Optional[DatabaseLink] 
         out.append({"name": "flows", "mountPath": config.flows.mount_path, "readOnly": True})
     if database is not None and database.ca_secret:
         out.append({"name": "database-ca", "mountPath": DATABASE_CA_PATH, "readOnly": True})
+    if config.trusted_ca.enabled:
+        out.append({"name": "trusted-ca", "mountPath": TRUSTED_CA_DIR, "readOnly": True})
     return out + config.extra_volume_mounts
 
 

@@ -11,11 +11,14 @@ elif [ "${CI:-}" = true ]; then
 else
   echo "warning: no toolchain: integration tests will be skipped (CI=true makes this an error)" >&2
 fi
-# Debian's packages the real-program tests run: PostgreSQL (the real-Langflow tests' scratch servers) and
-# HAProxy (the ambassador, the release its pinned image carries).
+# Debian's packages the real-program tests run: PostgreSQL (the real-Langflow tests' scratch servers),
+# HAProxy (the ambassador, the release its pinned image carries) and headless Chromium with its driver (the
+# single sign-on test in a real browser).
 packages=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || packages+=(postgresql)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || packages+=(haproxy)
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "installing Debian's ${packages[*]} for the real-program tests" >&2
   sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from settings import kube
@@ -185,3 +185,36 @@ class VolumeConfig(StrictModel):
     protect: bool = True
 
     _storage_class = field_validator("storage_class")(classmethod(lambda cls, value: storage_class_name(value)))
+
+
+class TrustedCA(StrictModel):
+    """A PEM bundle of CA certificates in a ConfigMap or Secret of the namespace (neither: none)."""
+
+    config_map: Optional[str] = Field(
+        None, description="A ConfigMap holding the bundle (e.g. one trust-manager writes).")
+    secret: Optional[str] = Field(None, description="A Secret holding the bundle.")
+    key: str = Field("ca.crt", description="The key that holds the PEM bundle.")
+
+    @field_validator("config_map", "secret")
+    @classmethod
+    def _name(cls, value: Optional[str]) -> Optional[str]:
+        return value if value is None else valid(value, kube.dns_subdomain_problem(value, "name"))
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not re.fullmatch(r"[-._a-zA-Z0-9]{1,253}", value) or value in (".", ".."):
+            raise ValueError(f"{value!r} is not a ConfigMap or Secret key; write e.g. ca.crt")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.config_map is not None or self.secret is not None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "TrustedCA":
+        if self.config_map is not None and self.secret is not None:
+            raise at("secret", "set one of config_map or secret (where the CA bundle is), not both")
+        if "key" in self.model_fields_set and not self.enabled:
+            raise at("key", "only used with config_map or secret (where the CA bundle is); set one, or remove it")
+        return self

@@ -16,9 +16,14 @@ from typing import Literal, Optional
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from settings import kube
-from settings.base import PinnedImage, moving_tag, Quantity, StrictModel, at, valid
+from settings.base import PinnedImage, moving_tag, Quantity, StrictModel, at, valid, version_before
 
 OAUTH2_PROXY_DEFAULT_TAG = "v7.15.6"
+# The first Langflow with external authentication (LANGFLOW_EXTERNAL_AUTH_*): lfx 1.11.0 and langflow-base
+# 0.11.0 have it, 1.10.3 has none of it (checked in the released wheels). Older releases ignore the variables.
+PER_USER_SINCE = (1, 11)
+IdentityMode = Literal["shared", "per-user"]
+AccessLevel = Literal["viewer", "editor", "admin"]
 # Long flow runs and streamed answers: 1 hour, for the ingress and oauth2-proxy alike.
 DEFAULT_TIMEOUT_SECONDS = 3600
 
@@ -157,6 +162,12 @@ class OAuth2ProxyConfig(StrictModel):
 
 class DexConfig(StrictModel):
     namespace: str = Field("cpaas-system", description="Dex's namespace, where the OAuth2Client object goes.")
+    id_token_expiry_minutes: int = Field(
+        1440, ge=15, le=10080,
+        description="Dex's `expiry.idTokens` (its default: 24h). With `identity.mode: per-user` the sign-in "
+        "(oauth2-proxy's cookie) ends 5 minutes before the ID token does, so Langflow never gets an expired "
+        "token: people sign in again.",
+    )
     kubeconfig: Optional[SecretStr] = Field(
         None,
         description="Kubeconfig (a path or the content) of the cluster Dex runs on, when it is not the workload's "
@@ -168,6 +179,89 @@ class DexConfig(StrictModel):
     @classmethod
     def _namespace(cls, value: str) -> str:
         return valid(value, kube.dns_label_problem(value, "namespace name"))
+
+
+def claim_name(value: str) -> str:
+    """A claim of the ID token: a JSON member name, never empty or padded."""
+    if not value.strip() or value != value.strip() or len(value) > 128 or any(ord(c) < 32 for c in value):
+        raise ValueError(f"{value!r} is not a claim name; write the ID token's claim, e.g. email")
+    return value
+
+
+class AccessConfig(StrictModel):
+    claim: Optional[str] = Field(
+        None,
+        description="A string claim of the ID token whose value picks each person's access level in Langflow "
+        "(its access ceiling). Unset: everyone signed in has full rights over their own flows. Dex's `groups` "
+        "cannot be used: it is a list, and Langflow compares the claim as one text.",
+    )
+    levels: dict[str, AccessLevel] = Field(
+        default_factory=dict,
+        description="Claim value -> `viewer` (read only), `editor` (build and run, not deploy) or `admin` (no "
+        "cap). Required with `claim`; values it does not name get `default_level`.",
+    )
+    default_level: AccessLevel = Field(
+        "viewer", description="The level of people whose claim value is not in `levels` (only with `claim`)."
+    )
+
+    @field_validator("claim")
+    @classmethod
+    def _claim(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        claim_name(value)
+        if value == "groups":
+            raise ValueError("Dex's groups claim is a list, and Langflow reads a list claim as one text (e.g. "
+                             "\"['a', 'b']\"), so no value of `levels` would ever match; use a string claim, "
+                             "e.g. email")
+        return value
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key.strip():
+                raise at(f"[{key!r}]", "an empty claim value matches nobody; write the value, e.g. alice@example.com")
+        lowered = [key.strip().lower() for key in value]
+        for index, key in enumerate(lowered):
+            if lowered.index(key) != index:
+                raise at(f"[{list(value)[index]!r}]", "Langflow compares values without case or outer spaces: "
+                         "this one is listed twice; list it once")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AccessConfig":
+        if self.claim is None:
+            for key in ("levels", "default_level"):
+                if key in self.model_fields_set:
+                    raise at(key, "only used with `claim` (the claim whose value picks the level); set claim, or "
+                             "remove it")
+        elif not self.levels:
+            raise at("levels", "required with `claim`: map each claim value to viewer, editor or admin, e.g. "
+                     "{alice@example.com: admin}")
+        return self
+
+
+class IdentityConfig(StrictModel):
+    mode: Optional[IdentityMode] = Field(
+        None,
+        description="`per-user`: each person Dex signs in is their own Langflow user (oauth2-proxy passes the ID "
+        "token, Langflow verifies it against Dex's keys; Langflow 1.11+, login on). `shared`: Langflow does not "
+        "know who signed in (with login off everyone is the superuser). Unset: per-user where the Langflow "
+        "version and `auth.enabled` allow it, else shared.",
+    )
+    username_claim: str = Field(
+        "email", description="The ID token claim that becomes the Langflow username: `email`, or "
+        "`preferred_username` where Dex's connector sets it.",
+    )
+    access: AccessConfig = Field(default_factory=AccessConfig, description="Access levels from a claim (per-user).")
+    api_keys: bool = Field(
+        False,
+        description="People signed in through SSO may create API keys (keys outlive the sign-in: they keep "
+        "working after the person leaves, until deleted). The superuser's keys are not affected.",
+    )
+
+    _username_claim = field_validator("username_claim")(classmethod(lambda cls, value: claim_name(value)))
 
 
 class SSOConfig(StrictModel):
@@ -190,6 +284,8 @@ class SSOConfig(StrictModel):
     )
     oauth2_proxy: OAuth2ProxyConfig = Field(default_factory=OAuth2ProxyConfig, description="The oauth2-proxy Deployment.")
     dex: DexConfig = Field(default_factory=DexConfig, description="Where the OAuth2Client object goes.")
+    identity: IdentityConfig = Field(
+        default_factory=IdentityConfig, description="Who Langflow sees behind the sign-in.")
 
     @field_validator("issuer_url")
     @classmethod
@@ -225,3 +321,18 @@ class SSOConfig(StrictModel):
         if self.enabled and self.issuer_url is None:
             raise at("issuer_url", "required with SSO on: Dex's issuer, the platform's address plus /dex")
         return self
+
+
+def identity_mode(sso: SSOConfig, langflow_tag: str, login: bool) -> Optional[IdentityMode]:
+    """Who Langflow sees behind the sign-in (None: no SSO). Unset, per-user where it works: Langflow 1.11+
+    with its own login on (external tokens are checked only where logins are)."""
+    if not sso.enabled:
+        return None
+    if sso.identity.mode is not None:
+        return sso.identity.mode
+    return "per-user" if login and not version_before(langflow_tag, PER_USER_SINCE) else "shared"
+
+
+def jwks_url(issuer_url: str) -> str:
+    """Where Dex serves its signing keys (`<issuer>/keys`, as its discovery document says)."""
+    return f"{issuer_url}/keys"

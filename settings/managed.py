@@ -12,6 +12,7 @@ from typing import Optional
 
 DATA_DIR = "/app/data"  # LANGFLOW_CONFIG_DIR, HOME, the SQLite folder
 TMP_DIR = "/tmp"
+TRUSTED_CA_DIR = "/etc/langflow/trusted-ca"  # the platform's CA bundle (trusted_ca)
 CONTAINER_NAME = "langflow"
 CONTAINER_PORT = 7860  # where Langflow serves its API and UI
 # How long the startup probe lets Langflow start (migrations on a big database take minutes).
@@ -49,6 +50,12 @@ MANAGED_ENV = {
     "LANGFLOW_PROMETHEUS_PORT": "metrics.langflow_port",
     "LANGFLOW_API_KEY": "ambassador (the key the ambassador adds to every request, from its Secret)",
     "LANGFLOW_API_KEY_SOURCE": "ambassador (Langflow 1.7+ checks the ambassador's key from its environment)",
+    "SSL_CERT_FILE": "trusted_ca (the CA bundle Langflow trusts for https)",
+    "REQUESTS_CA_BUNDLE": "trusted_ca (the CA bundle Langflow trusts for https)",
+    **{f"LANGFLOW_EXTERNAL_AUTH_{name}": "sso.identity (per-user: Langflow verifies the Dex ID token)" for name in (
+        "ENABLED", "PROVIDER", "TOKEN_HEADER", "TRUSTED_JWT_DECODE", "JWKS_URL", "ISSUER", "AUDIENCE", "ALGORITHMS",
+        "USERNAME_CLAIM", "ACCESS_CEILING_ENABLED", "DISABLE_API_KEYS_FOR_EXTERNAL_USERS", "ACCESS_CLAIM",
+        "ACCESS_CLAIM_MAPPING", "DEFAULT_ACCESS_LEVEL")},
 }
 
 # Langflow's auth settings (AuthSettings fields of 1.6 and of 1.13): who can log in and how tokens
@@ -72,9 +79,9 @@ LANGFLOW_AUTH_SETTINGS = frozenset({
 _AUTH_SOURCE = "the auth keys (Langflow's auth settings decide who can log in; no env var may change them)"
 
 # Pod volumes the workload defines itself.
-MANAGED_VOLUMES = ("data", "tmp", "flows")
+MANAGED_VOLUMES = ("data", "tmp", "flows", "trusted-ca")
 # Fixed mount paths (the flows folder is configurable: flows.mount_path).
-MANAGED_PATHS = (DATA_DIR, TMP_DIR)
+MANAGED_PATHS = (DATA_DIR, TMP_DIR, TRUSTED_CA_DIR)
 
 
 def settings_read_from(name: str) -> set[str]:

@@ -27,7 +27,7 @@ from settings import kube
 from settings.base import (  # noqa: F401 - re-exported: the config model's vocabulary
     ENV_NAME, IMAGE_DIGEST, IMAGE_REPOSITORY, IMAGE_TAG, MOVING_TAG_WORDS, REGISTRY_HOST, VERSION_TAG, KubeObject,
     PinnedImage, Quantity, StrictModel, at, is_registry_host, moving_tag, not_blank, split_registry, storage_class_name, tag_minor,
-    valid, version_before,
+    TrustedCA, valid, version_before,
 )
 from settings.ambassador import AmbassadorConfig, MetricsConfig
 from settings.backups import BackupsConfig
@@ -454,6 +454,13 @@ class LangflowStackConfig(StrictModel):
     extra_volume_mounts: list[KubeObject] = Field(
         default_factory=list,
         description="Extra container volume mounts (Kubernetes form: `name`, `mountPath`, `readOnly`, `subPath`).",
+    )
+    trusted_ca: TrustedCA = Field(
+        default_factory=TrustedCA,
+        description="A CA bundle of the platform (a private CA): Langflow trusts it for every https call "
+        "(SSL_CERT_FILE, REQUESTS_CA_BUNDLE: Dex's keys, LLM gateways), and oauth2-proxy for the issuer. It "
+        "replaces the public CAs for Langflow, so it must hold them too, e.g. a trust-manager Bundle with "
+        "`useDefaultCAs: true`. Neither `config_map` nor `secret`: the public CAs of the image.",
     )
     labels: dict[str, str] = Field(default_factory=dict, description="Labels added to every object.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Annotations added to every object.")

@@ -114,7 +114,8 @@ def database_port(database: DatabaseConfig) -> int:
 
 
 def oidc_issuer_destination(config: "NetworkPoliciesConfig", sso: SSOConfig) -> EgressDestination:
-    """Where oauth2-proxy may reach the issuer: as configured, else its port at any address."""
+    """Where oauth2-proxy (and, per-user, Langflow) may reach the issuer: as configured, else its port at any
+    address."""
     return config.egress.oidc_issuer or anywhere(issuer_port(sso.issuer_url))
 
 
@@ -146,8 +147,8 @@ def network_warnings(config: "NetworkPoliciesConfig", sso: SSOConfig, database: 
     out = []
     addressable = "NetworkPolicies match addresses, not names"
     if sso.enabled and config.egress.oidc_issuer is None:
-        out.append(f"network_policies.egress.oidc_issuer is unset: oauth2-proxy may connect to port "
-                   f"{issuer_port(sso.issuer_url)} at any address to reach {sso.issuer_url} ({addressable}). Give the "
+        out.append(f"network_policies.egress.oidc_issuer is unset: oauth2-proxy (and Langflow, per-user) may connect "
+                   f"to port {issuer_port(sso.issuer_url)} at any address to reach {sso.issuer_url} ({addressable}). Give the "
                    "issuer's address range (cidrs), or the namespace that serves it (namespaces: [ingress-nginx]).")
     outside = database.type == "url" or _external(database) is not None
     if outside and database_destination(config, database) == anywhere(database_port(database)):
@@ -178,7 +179,8 @@ class EgressConfig(StrictModel):
     )
     oidc_issuer: Optional[EgressDestination] = Field(
         None,
-        description="Where oauth2-proxy reaches the OIDC issuer (Dex), with `sso` on: its `cidrs`, or "
+        description="Where oauth2-proxy (and Langflow, for Dex's keys, with `sso.identity.mode: per-user`) reaches "
+        "the OIDC issuer (Dex), with `sso` on: its `cidrs`, or "
         "`namespaces: [ingress-nginx]` when the issuer's address is the platform's own ingress. Unset: the issuer's "
         "port at any address, with a warning in every preview (NetworkPolicies match addresses, never host names).",
     )

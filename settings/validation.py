@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from settings import kube
 from settings.ambassador import key_from_env
 from settings.backups import backup_engine
+from settings.edge import PER_USER_SINCE, identity_mode
 from settings.network import network_warnings
 from settings.managed import MANAGED_PATHS, MANAGED_VOLUMES, STARTUP_BUDGET_SECONDS, managed_env_source
 from settings.model import LangflowStackConfig, version_before
@@ -383,6 +384,27 @@ def sso_rule(config: LangflowStackConfig) -> Iterator[Problem]:
                "ingress.tls.mode: cert-manager or secret")
 
 
+def sso_identity_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    """Per-user identity needs a Langflow that verifies SSO tokens, where logins are checked at all."""
+    mode = identity_mode(config.sso, config.image.tag, config.auth.enabled)
+    identity = config.sso.identity
+    if mode == "per-user":
+        minimum = ".".join(map(str, PER_USER_SINCE))
+        if version_before(config.image.tag, PER_USER_SINCE):
+            yield ("sso.identity.mode", f"per-user needs Langflow {minimum} or later (external authentication); "
+                   f"Langflow {config.image.tag} ignores it, so everyone would be refused: set image.tag to "
+                   f"{minimum}.0 or later, or sso.identity.mode: shared")
+        if not config.auth.enabled:
+            yield ("sso.identity.mode", "per-user needs Langflow's login on (it checks SSO tokens only where logins "
+                   "are checked; with login off everyone is the superuser): set auth.enabled: true, or "
+                   "sso.identity.mode: shared")
+    elif mode == "shared":
+        for key in ("username_claim", "access", "api_keys"):
+            if key in identity.model_fields_set:
+                yield (f"sso.identity.{key}", "only used with sso.identity.mode: per-user (mode is shared: Langflow "
+                       "does not know who signed in); remove it, or set mode: per-user")
+
+
 def backups_rule(config: LangflowStackConfig) -> Iterator[Problem]:
     backups, database = config.backups, config.database
     if backups.enabled:
@@ -439,7 +461,8 @@ RULES: tuple[Callable[[LangflowStackConfig], Iterable[Problem]], ...] = (
     namespace_rule, resources_rule, node_selector_rule, tolerations_rule, affinity_rule,
     service_annotations_rule, storage_size_rule, database_rule, login_off_rule, extra_env_rule, extra_volumes_rule,
     extra_volume_mounts_rule, labels_rule, annotations_rule,
-    backups_rule, sqlite_rule, shared_volume_rule, exposure_rule, sso_rule, old_langflow_rule, flows_mount_rule,
+    backups_rule, sqlite_rule, shared_volume_rule, exposure_rule, sso_rule, sso_identity_rule, old_langflow_rule,
+    flows_mount_rule,
     proxy_resources_rule, ambassador_rule,
 )
 
@@ -475,6 +498,11 @@ def warnings(config: LangflowStackConfig) -> list[str]:
                    "and there are no scheduled backups: " + (
                        "set database.postgresql.cloudnative_pg.volume_snapshot_class" if cloudnative
                        else "set backups.enabled: true"))
+    if identity_mode(config.sso, config.image.tag, config.auth.enabled) == "shared":
+        who = ("Langflow's own login decides who is who (people sign in twice)" if config.auth.enabled
+               else "everyone who signs in is Langflow's superuser")
+        out.append(f"sso.identity.mode is shared: Langflow does not know who signed in, so {who}. With Langflow "
+                   f"{'.'.join(map(str, PER_USER_SINCE))} or later, per-user gives each person their own user.")
     out += network_warnings(config.network_policies, config.sso, config.database,
                             kubernetes_api=config.ambassador.enabled and not key_from_env(config.image.tag))
     return out

@@ -93,6 +93,38 @@ def _bind_read_only(source: str, target: str) -> None:
         subprocess.run(["mount", "-o", "remount,bind,ro", point], check=False)
 
 
+def _shadow(root: str, folder: str) -> None:
+    """A tmpfs over the read-only bind of a host folder, holding the same entries (each bound read-only), so
+    that a mount point the image lacks (e.g. /etc/langflow/...) can be made in it, as a container runtime
+    makes it in the container's own layer."""
+    host, entries = folder[len(root):], os.listdir(folder)
+    _run("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", folder)
+    for entry in entries:
+        source, target = os.path.join(host, entry), os.path.join(folder, entry)
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), target)
+        elif os.path.isdir(source):
+            os.mkdir(target)
+            _bind_read_only(source, target)
+        elif os.path.isfile(source):
+            open(target, "w").close()
+            _bind_read_only(source, target)
+
+
+def _mount_point(root: str, path: str, shadows: list[str]) -> str:
+    inside = root + path
+    try:
+        os.makedirs(inside, exist_ok=True)
+    except OSError:  # below a read-only host folder
+        existing = os.path.dirname(inside)
+        while not os.path.isdir(existing):
+            existing = os.path.dirname(existing)
+        _shadow(root, existing)
+        shadows.append(existing)
+        os.makedirs(inside, exist_ok=True)
+    return inside
+
+
 def _enter(spec: dict) -> None:
     """Inside the new mount namespace: build the root, then become the pod's process."""
     _run("mount", "--make-rprivate", "/")
@@ -118,13 +150,14 @@ def _enter(spec: dict) -> None:
             inside = root + folder
             os.makedirs(inside, exist_ok=True)
             _bind_read_only(folder, inside)
+    shadows: list[str] = []
     for mount in sorted(spec["mounts"], key=lambda m: len(m["path"])):
-        inside = root + mount["path"]
-        os.makedirs(inside, exist_ok=True)
+        inside = _mount_point(root, mount["path"], shadows)
         _run("mount", "--bind", mount["source"], inside)
         if not mount["writable"]:
             _run("mount", "-o", "remount,bind,ro", inside)
-    _run("mount", "-o", "remount,bind,ro", root)
+    for folder in [root, *shadows]:  # the root file system is read-only, as the pod's
+        _run("mount", "-o", "remount,bind,ro" if folder == root else "remount,ro", folder)
     os.chroot(root)
     os.chdir(spec["working_dir"] if os.path.isdir(spec["working_dir"]) else "/")
     if os.geteuid() == 0 and spec["uid"] != 0:

@@ -11,11 +11,13 @@ import pulumi_random as random
 from components.common import object_metadata
 from components.edge import spec
 from components.random_values import urlsafe_base64
+from settings.base import TrustedCA
 from settings.edge import IngressConfig, SSOConfig
 
 
 class OAuth2Proxy(pulumi.ComponentResource):
-    """`client_secret` is the one secret Dex's OAuth2Client must carry too; `service` is where the Ingress sends people."""
+    """`client_secret` is the one secret Dex's OAuth2Client must carry too; `service` is where the Ingress sends people.
+    `per_user`: Langflow is given each person's ID token (sso.identity); `trusted_ca`: the bundle that verifies Dex."""
 
     client_secret: pulumi.Output[str]
     service: tuple[str, int]
@@ -34,6 +36,8 @@ class OAuth2Proxy(pulumi.ComponentResource):
         annotations: dict[str, str],
         registry: Optional[str],
         depends_on: list[pulumi.Resource],
+        per_user: bool = False,
+        trusted_ca: Optional[TrustedCA] = None,
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         super().__init__("langflow:platform:OAuth2Proxy", resource_name, None, opts)
@@ -54,7 +58,7 @@ class OAuth2Proxy(pulumi.ComponentResource):
             opts=child)
         deployment = k8s.apps.v1.Deployment(
             name, **spec.oauth2_proxy_deployment_manifest(app, namespace, sso, ingress, upstream, registry, labels,
-                                                          annotations),
+                                                          annotations, per_user=per_user, trusted_ca=trusted_ca),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, secret]))
         service = k8s.core.v1.Service(name, **spec.oauth2_proxy_service_manifest(app, namespace, labels, annotations),
                                       opts=child)

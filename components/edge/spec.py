@@ -8,11 +8,13 @@ Langflow. API clients with an API key take the API paths straight to Langflow.
 from __future__ import annotations
 
 import base64
+import json
 import struct
 from typing import Any, Optional
 
 from components.common import disruption_budget, object_metadata, service
-from settings.edge import IngressConfig, SSOConfig
+from settings.base import TrustedCA
+from settings.edge import IngressConfig, SSOConfig, jwks_url
 
 OAUTH2_PROXY_PORT = 4180
 # oauth2-proxy's own paths.
@@ -22,6 +24,12 @@ CLIENT_SECRET_KEY = "client-secret"
 COOKIE_SECRET_KEY = "cookie-secret"
 # oauth2-proxy's image runs as this non-root user (distroless "nonroot").
 OAUTH2_PROXY_UID = 65532
+# Where oauth2-proxy finds the platform's CA bundle (trusted_ca).
+OAUTH2_PROXY_CA_DIR = "/etc/oauth2-proxy/trusted-ca"
+# The sign-in ends this long before Dex's ID token expires: Langflow refuses an expired token (no leeway).
+SESSION_MARGIN_MINUTES = 5
+# What Langflow records as the provider of the users it creates from SSO tokens.
+EXTERNAL_AUTH_PROVIDER = "dex"
 # The FNV-1 64-bit hash of nothing: what Go's fnv.New64().Sum(b) appends to b.
 _FNV64_OFFSET_BASIS = 0xCBF29CE484222325
 
@@ -66,8 +74,10 @@ def selector_labels(app: str) -> dict[str, str]:
 
 # --- oauth2-proxy ---------------------------------------------------------------------------
 
-def oauth2_proxy_args(sso: SSOConfig, ingress: IngressConfig, upstream: str) -> list[str]:
-    """The flags, as oauth2-proxy reads them; the two secrets come from env (the Secret)."""
+def oauth2_proxy_args(sso: SSOConfig, ingress: IngressConfig, upstream: str, *, per_user: bool = False,
+                      trusted_ca: Optional[TrustedCA] = None) -> list[str]:
+    """The flags, as oauth2-proxy reads them; the two secrets come from env (the Secret). `per_user`: Langflow
+    gets each person's ID token and makes them their own user."""
     hosts = [h.host for h in ingress.hosts]
     proxy = sso.oauth2_proxy
     args = [
@@ -93,7 +103,52 @@ def oauth2_proxy_args(sso: SSOConfig, ingress: IngressConfig, upstream: str) -> 
     # With several hosts the callback follows the request's host; only these may be redirected to.
     args += [f"--whitelist-domain={host}" for host in hosts]
     args += [f"--email-domain={domain}" for domain in proxy.email_domains]
+    if per_user:
+        args += [
+            # `Authorization: Bearer <Dex ID token>` on every request to Langflow (a client's own is stripped).
+            "--pass-authorization-header=true",
+            # Langflow keeps no session of its own for these users: the sign-in must end before the token.
+            f"--cookie-expire={sso.dex.id_token_expiry_minutes - SESSION_MARGIN_MINUTES}m",
+        ]
+    if trusted_ca is not None:
+        args += [f"--provider-ca-file={OAUTH2_PROXY_CA_DIR}/{trusted_ca.key}", "--use-system-trust-store=true"]
     return args
+
+
+def trusted_ca_volume(name: str, trusted_ca: TrustedCA) -> dict[str, Any]:
+    """The bundle's one key, as a read-only volume (a Secret's or a ConfigMap's)."""
+    items = [{"key": trusted_ca.key, "path": trusted_ca.key}]
+    if trusted_ca.secret is not None:
+        return {"name": name, "secret": {"secretName": trusted_ca.secret, "items": items}}
+    return {"name": name, "configMap": {"name": trusted_ca.config_map, "items": items}}
+
+
+def external_auth_env(sso: SSOConfig) -> list[dict[str, Any]]:
+    """Langflow's external authentication (1.11+): it verifies the ID token oauth2-proxy passes against Dex's
+    keys, issuer and audience, and creates a user per person (`sub`) on first use."""
+    identity, access = sso.identity, sso.identity.access
+    # The access ceiling also gates SSO users' API keys: on without a claim, everyone's level is admin (no cap).
+    ceiling = access.claim is not None or not identity.api_keys
+    values = {
+        "ENABLED": "true",
+        "PROVIDER": EXTERNAL_AUTH_PROVIDER,
+        "TOKEN_HEADER": "Authorization",
+        # Spelled out: never trust a token without checking its signature.
+        "TRUSTED_JWT_DECODE": "false",
+        "JWKS_URL": jwks_url(sso.issuer_url),
+        "ISSUER": sso.issuer_url,
+        "AUDIENCE": sso.client_id,
+        "ALGORITHMS": "RS256",  # what Dex signs with
+        "USERNAME_CLAIM": identity.username_claim,
+        "ACCESS_CEILING_ENABLED": "true" if ceiling else "false",
+        "DISABLE_API_KEYS_FOR_EXTERNAL_USERS": "false" if identity.api_keys else "true",
+    }
+    if access.claim is not None:
+        values.update(ACCESS_CLAIM=access.claim, ACCESS_CLAIM_MAPPING=json.dumps(access.levels, sort_keys=True),
+                      DEFAULT_ACCESS_LEVEL=access.default_level)
+    elif ceiling:
+        values["DEFAULT_ACCESS_LEVEL"] = "admin"
+    return [{"name": f"LANGFLOW_EXTERNAL_AUTH_{key}", "value": value} for key, value in values.items()]
 
 
 def oauth2_proxy_env(secret_name: str) -> list[dict[str, Any]]:
@@ -106,7 +161,8 @@ def oauth2_proxy_env(secret_name: str) -> list[dict[str, Any]]:
 
 def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, ingress: IngressConfig,
                                      upstream: str, registry: Optional[str], base_labels: dict[str, str],
-                                     annotations: dict[str, str]) -> dict[str, Any]:
+                                     annotations: dict[str, str], *, per_user: bool = False,
+                                     trusted_ca: Optional[TrustedCA] = None) -> dict[str, Any]:
     proxy = sso.oauth2_proxy
     name = oauth2_proxy_name(app)
 
@@ -117,7 +173,7 @@ def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, i
     container = {
         "name": "oauth2-proxy",
         "image": proxy.image.reference(registry),
-        "args": oauth2_proxy_args(sso, ingress, upstream),
+        "args": oauth2_proxy_args(sso, ingress, upstream, per_user=per_user, trusted_ca=trusted_ca),
         "env": oauth2_proxy_env(name),
         "ports": [{"name": "http", "containerPort": OAUTH2_PROXY_PORT, "protocol": "TCP"}],
         "livenessProbe": probe("/ping", 20),
@@ -126,6 +182,8 @@ def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, i
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
                             "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
     }
+    if trusted_ca is not None:
+        container["volumeMounts"] = [{"name": "trusted-ca", "mountPath": OAUTH2_PROXY_CA_DIR, "readOnly": True}]
     pod_labels = {**labels(app, base_labels), "app.kubernetes.io/version": proxy.image.tag}
     return {
         "metadata": object_metadata(namespace, labels(app, base_labels), annotations, name,
@@ -142,6 +200,7 @@ def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, i
                     "securityContext": {"runAsNonRoot": True, "runAsUser": OAUTH2_PROXY_UID,
                                         "runAsGroup": OAUTH2_PROXY_UID, "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
+                    **({"volumes": [trusted_ca_volume("trusted-ca", trusted_ca)]} if trusted_ca else {}),
                 },
             },
         },

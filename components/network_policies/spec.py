@@ -59,6 +59,7 @@ class StackPods:
     flow_sync: Optional[Pods] = None  # the Job that applies flows through Langflow's API
     oauth2_proxy: Optional[Pods] = None
     oidc_issuer: Optional[EgressDestination] = None  # where oauth2-proxy signs people in
+    langflow_to_issuer: bool = False  # Langflow fetches the issuer's keys (per-user SSO identity)
     # The ingress controller sends traffic to oauth2-proxy (with SSO), and to Langflow where no sign-in sits in front.
     ingress_to_langflow: bool = False
     ingress_to_oauth2_proxy: bool = False
@@ -124,6 +125,7 @@ def stack_pods(config: LangflowStackConfig) -> StackPods:
         flow_sync=flow_sync,
         oauth2_proxy=oauth2_proxy,
         oidc_issuer=oidc_issuer_destination(config.network_policies, sso) if sso.enabled else None,
+        langflow_to_issuer=langflow_spec.sso_per_user(config),
         # With SSO on, only the API paths go past oauth2-proxy straight to Langflow.
         ingress_to_langflow=ingress.enabled and (not sso.enabled or bool(sso.api_paths)),
         ingress_to_oauth2_proxy=ingress.enabled and sso.enabled,
@@ -212,6 +214,8 @@ def network_policy_manifests(config: NetworkPoliciesConfig, pods: StackPods, *, 
     langflow_ingress = [{"from": langflow_from, "ports": _tcp(pods.langflow.port)}] if langflow_from else []
     langflow_ingress += _scrape(pods, pods.langflow_metrics_port)
     langflow_egress = [dns, *_database_egress(pods.database), *map(_to, config.egress.llm_apis)]
+    if pods.langflow_to_issuer and pods.oidc_issuer is not None:
+        langflow_egress.append(_to(pods.oidc_issuer))
     add(f"{app}-langflow", _pods(pods.langflow)["podSelector"], langflow_ingress, langflow_egress)
 
     to_langflow = {"to": [_pods(pods.langflow)], "ports": _tcp(pods.langflow.port)}

@@ -215,6 +215,13 @@ ACCEPTED = {
     "ambassador on 1.6 with a sidecar": {"ambassador": {
         "enabled": True, "replicas": 3, "client_namespaces": ["pipelines"], "sidecar_namespaces": ["default"],
         "rate_limit_per_client": 5, "allowed_paths": ["/api/v1/run/", "/api/v2/workflow/"]}},
+    # oauth2-proxy and Langflow with the platform's CA bundle mounted, Langflow checking Dex's tokens.
+    "per-user SSO with a private CA": {
+        "image": {"tag": "1.13.0"}, "auth": {"enabled": True}, "trusted_ca": {"secret": "platform-ca", "key": "ca-bundle.pem"},
+        "ingress": {"enabled": True, "hosts": [{"host": "langflow.example.com"}],
+                    "tls": {"mode": "secret", "secret_name": "langflow-tls"}},
+        "sso": {"enabled": True, "issuer_url": "https://platform.example.com/dex",
+                "identity": {"access": {"claim": "email", "levels": {"ops@example.com": "admin"}}}}},
     "ambassador on 1.13, metrics on their own ports": {
         "image": {"tag": "1.13.0"}, "metrics": {"langflow_port": 9464},
         "ambassador": {"enabled": True, "replicas": 1, "sidecar_namespaces": ["default"], "admin_port": 9901}},

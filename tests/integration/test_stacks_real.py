@@ -99,12 +99,16 @@ def test_stack_lifecycle(stack, namespace, strategy, toolchain_bin, local_cluste
     # Preview, then up with every await; a normal update warns of nothing (no ambient plugins, no config
     # caveat left open in the committed stacks): no diagnostics at all. The one warning a reader may see
     # scroll by is the provider's rollout status of a new Deployment, not a diagnostic (README, Benchmark).
+    # prod keeps one caveat open by choice, and says so at every preview and update: Langflow 1.6.4 has no
+    # external authentication, so its SSO identity is shared (settings/validation.py, warnings).
+    caveat = "sso.identity.mode is shared" if stack == "prod" else None
     project.run("preview")
     up = project.up()
     shown = up.stdout + up.stderr
-    assert "Diagnostics:" not in shown, shown[-3000:]
+    assert ("Diagnostics:" in shown) == (caveat is not None), shown[-3000:]
+    assert caveat is None or caveat in shown, shown[-3000:]
     for line in shown.splitlines():
-        assert "warning" not in line.lower() or ROLLOUT_STATUS.search(line), line
+        assert "warning" not in line.lower() or ROLLOUT_STATUS.search(line) or caveat and caveat in line, line
     deploy = deployment(client, namespace)
     assert rolled_out(deploy)
     (container,) = deploy["spec"]["template"]["spec"]["containers"]

@@ -81,9 +81,10 @@ background() {  # name, then the command of a background stream; its output goes
   streams+=("$name")
 }
 langflow_stream=(tests/langflow tests/integration/test_sso_real.py)
+# About half of the engine tests' time; the rest (the PostgreSQL drill, recovery, the local cluster, dry runs,
+# unit tests) is the foreground's.
 engine_stream=(tests/integration/test_releases_real.py tests/integration/test_stacks_real.py
-               tests/integration/test_benchmark.py tests/integration/test_policy_real.py
-               tests/integration/test_cluster_check.py tests/integration/test_ambassador_key_real.py)
+               tests/integration/test_benchmark.py tests/integration/test_policy_real.py)
 streams=()
 background langflow .venv/bin/python -m pytest "${langflow_stream[@]}"
 foreground_ignores=("${langflow_stream[@]/#/--ignore=}")

@@ -142,8 +142,14 @@ def ok(run: Run) -> str:
     return run.output()
 
 
+# How long a simulated Langflow pod takes to become ready here: the kill point of step 1 is a Deployment create
+# in flight, which lasts as long as its rollout. At once (0 s, the other tests' setting) the create can end
+# within one look of the kill point on a busy machine; a real Langflow takes 30 s and more.
+LANGFLOW_START_SECONDS = 3
+
+
 def test_an_interrupted_update_is_settled_by_the_next_command(toolchain_bin, local_cluster, tmp_path):
-    cluster = local_cluster()
+    cluster = local_cluster(langflow_start_seconds=LANGFLOW_START_SECONDS)
     client = cluster.client()
     project = Project(tmp_path, "dev", toolchain_bin, cluster.kubeconfig, git=True)
 

@@ -17,7 +17,7 @@ from components.ambassador import spec as ambassador_spec
 from components.common import (  # noqa: F401 - IMAGE_ANNOTATION is re-exported
     DATABASE_URL_DIGEST_ANNOTATION, IMAGE_ANNOTATION, disruption_budget, object_metadata, pod_monitor, scrape_annotations, service,
 )
-from components.edge.spec import cors_origins, external_auth_env, trusted_ca_volume
+from components.edge.spec import cors_origins, external_auth_env, trusted_ca_mount, trusted_ca_volume
 from settings.cluster import STACK_ANNOTATION
 from settings.kube import safe_label_value
 from settings.ambassador import key_from_env
@@ -253,7 +253,7 @@ def volumes(config: LangflowStackConfig, flows_config_map: Any, database: Option
     if database is not None and database.ca_secret:
         out.append({"name": "database-ca", "secret": {"secretName": database.ca_secret["name"]}})
     if config.trusted_ca.enabled:
-        out.append(trusted_ca_volume("trusted-ca", config.trusted_ca))
+        out.append(trusted_ca_volume(config.trusted_ca))
     return out + config.extra_volumes
 
 
@@ -264,7 +264,7 @@ def volume_mounts(config: LangflowStackConfig, database: Optional[DatabaseLink] 
     if database is not None and database.ca_secret:
         out.append({"name": "database-ca", "mountPath": DATABASE_CA_PATH, "readOnly": True})
     if config.trusted_ca.enabled:
-        out.append({"name": "trusted-ca", "mountPath": TRUSTED_CA_DIR, "readOnly": True})
+        out.append(trusted_ca_mount(TRUSTED_CA_DIR))
     return out + config.extra_volume_mounts
 
 

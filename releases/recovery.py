@@ -243,9 +243,13 @@ def _applied_by(entry: dict, manager: Optional[str] = None) -> bool:
                  str(entry.get("manager", "")).startswith(PULUMI_FIELD_MANAGER_PREFIX)))
 
 
+def _other_pulumi_entries(managed_fields: list[dict], manager: str) -> list[dict]:
+    return [e for e in managed_fields if _applied_by(e) and e["manager"] != manager]
+
+
 def other_pulumi_managers(managed_fields: list[dict], manager: str) -> list[str]:
     """The Pulumi field managers other than `manager` that hold fields of an object (an interrupted create's)."""
-    return [e["manager"] for e in managed_fields if _applied_by(e) and e["manager"] != manager]
+    return [e["manager"] for e in _other_pulumi_entries(managed_fields, manager)]
 
 
 def _union(fields: dict, more: dict) -> dict:
@@ -261,7 +265,7 @@ def hand_over_fields(managed_fields: list[dict], manager: str) -> Optional[list[
     (or, when it has none, the first of them renamed), as the provider moves fields over from the managers it knows
     (fluxcd ssa's PatchReplaceFieldsManagers). `manager` then owns all Pulumi applied: it can change them, and its
     next apply removes what the program no longer sets. Other managers' entries stay. None: nothing to hand over."""
-    handed = [e for e in managed_fields if _applied_by(e) and e["manager"] != manager]
+    handed = _other_pulumi_entries(managed_fields, manager)
     if not handed:
         return None
     kept = [e for e in managed_fields if not any(e is h for h in handed)]

@@ -13,6 +13,7 @@ from typing import Optional
 DATA_DIR = "/app/data"  # LANGFLOW_CONFIG_DIR, HOME, the SQLite folder
 TMP_DIR = "/tmp"
 TRUSTED_CA_DIR = "/etc/langflow/trusted-ca"  # the platform's CA bundle (trusted_ca)
+TRUSTED_CA_VOLUME = "trusted-ca"
 CONTAINER_NAME = "langflow"
 CONTAINER_PORT = 7860  # where Langflow serves its API and UI
 # How long the startup probe lets Langflow start (migrations on a big database take minutes).
@@ -79,7 +80,7 @@ LANGFLOW_AUTH_SETTINGS = frozenset({
 _AUTH_SOURCE = "the auth keys (Langflow's auth settings decide who can log in; no env var may change them)"
 
 # Pod volumes the workload defines itself.
-MANAGED_VOLUMES = ("data", "tmp", "flows", "trusted-ca")
+MANAGED_VOLUMES = ("data", "tmp", "flows", TRUSTED_CA_VOLUME)
 # Fixed mount paths (the flows folder is configurable: flows.mount_path).
 MANAGED_PATHS = (DATA_DIR, TMP_DIR, TRUSTED_CA_DIR)
 

@@ -384,16 +384,18 @@ def sso_rule(config: LangflowStackConfig) -> Iterator[Problem]:
                "ingress.tls.mode: cert-manager or secret")
 
 
+PER_USER_MINIMUM = ".".join(map(str, PER_USER_SINCE))
+
+
 def sso_identity_rule(config: LangflowStackConfig) -> Iterator[Problem]:
     """Per-user identity needs a Langflow that verifies SSO tokens, where logins are checked at all."""
     mode = identity_mode(config.sso, config.image.tag, config.auth.enabled)
     identity = config.sso.identity
     if mode == "per-user":
-        minimum = ".".join(map(str, PER_USER_SINCE))
         if version_before(config.image.tag, PER_USER_SINCE):
-            yield ("sso.identity.mode", f"per-user needs Langflow {minimum} or later (external authentication); "
-                   f"Langflow {config.image.tag} ignores it, so everyone would be refused: set image.tag to "
-                   f"{minimum}.0 or later, or sso.identity.mode: shared")
+            yield ("sso.identity.mode", f"per-user needs Langflow {PER_USER_MINIMUM} or later (external "
+                   f"authentication); Langflow {config.image.tag} ignores it, so everyone would be refused: set "
+                   f"image.tag to {PER_USER_MINIMUM}.0 or later, or sso.identity.mode: shared")
         if not config.auth.enabled:
             yield ("sso.identity.mode", "per-user needs Langflow's login on (it checks SSO tokens only where logins "
                    "are checked; with login off everyone is the superuser): set auth.enabled: true, or "
@@ -502,7 +504,7 @@ def warnings(config: LangflowStackConfig) -> list[str]:
         who = ("Langflow's own login decides who is who (people sign in twice)" if config.auth.enabled
                else "everyone who signs in is Langflow's superuser")
         out.append(f"sso.identity.mode is shared: Langflow does not know who signed in, so {who}. With Langflow "
-                   f"{'.'.join(map(str, PER_USER_SINCE))} or later, per-user gives each person their own user.")
+                   f"{PER_USER_MINIMUM} or later, per-user gives each person their own user.")
     out += network_warnings(config.network_policies, config.sso, config.database,
                             kubernetes_api=config.ambassador.enabled and not key_from_env(config.image.tag))
     return out

@@ -93,6 +93,18 @@ def _bind_read_only(source: str, target: str) -> None:
         subprocess.run(["mount", "-o", "remount,bind,ro", point], check=False)
 
 
+def _mirror(source: str, target: str) -> None:
+    """One host entry in the sandbox's root: a link as it is, a folder or a file bound read-only."""
+    if os.path.islink(source):
+        os.symlink(os.readlink(source), target)
+    elif os.path.isdir(source):
+        os.mkdir(target)
+        _bind_read_only(source, target)
+    elif os.path.isfile(source):
+        open(target, "w").close()
+        _bind_read_only(source, target)
+
+
 def _shadow(root: str, folder: str) -> None:
     """A tmpfs over the read-only bind of a host folder, holding the same entries (each bound read-only), so
     that a mount point the image lacks (e.g. /etc/langflow/...) can be made in it, as a container runtime
@@ -100,15 +112,7 @@ def _shadow(root: str, folder: str) -> None:
     host, entries = folder[len(root):], os.listdir(folder)
     _run("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", folder)
     for entry in entries:
-        source, target = os.path.join(host, entry), os.path.join(folder, entry)
-        if os.path.islink(source):
-            os.symlink(os.readlink(source), target)
-        elif os.path.isdir(source):
-            os.mkdir(target)
-            _bind_read_only(source, target)
-        elif os.path.isfile(source):
-            open(target, "w").close()
-            _bind_read_only(source, target)
+        _mirror(os.path.join(host, entry), os.path.join(folder, entry))
 
 
 def _mount_point(root: str, path: str, shadows: list[str]) -> str:
@@ -131,14 +135,10 @@ def _enter(spec: dict) -> None:
     root = tempfile.mkdtemp(prefix="langflow-verify-root-")
     _run("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", root)
     for entry in sorted(os.listdir("/")):
-        host, inside = f"/{entry}", os.path.join(root, entry)
-        if entry in _SKIPPED:
-            continue
-        if os.path.islink(host):
-            os.symlink(os.readlink(host), inside)
-        elif os.path.isdir(host):
-            os.mkdir(inside)
-            _bind_read_only(host, inside)
+        host = f"/{entry}"
+        # The host's folders and links, not its loose files (a container's root has none of them).
+        if entry not in _SKIPPED and (os.path.islink(host) or os.path.isdir(host)):
+            _mirror(host, os.path.join(root, entry))
     for name in ("proc", "dev", "sys", "tmp", "root"):
         os.makedirs(os.path.join(root, name), exist_ok=True)
     _run("mount", "-t", "proc", "proc", os.path.join(root, "proc"))

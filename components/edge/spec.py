@@ -15,6 +15,7 @@ from typing import Any, Optional
 from components.common import disruption_budget, object_metadata, service
 from settings.base import TrustedCA
 from settings.edge import IngressConfig, SSOConfig, jwks_url
+from settings.managed import TRUSTED_CA_VOLUME
 
 OAUTH2_PROXY_PORT = 4180
 # oauth2-proxy's own paths.
@@ -115,12 +116,16 @@ def oauth2_proxy_args(sso: SSOConfig, ingress: IngressConfig, upstream: str, *, 
     return args
 
 
-def trusted_ca_volume(name: str, trusted_ca: TrustedCA) -> dict[str, Any]:
-    """The bundle's one key, as a read-only volume (a Secret's or a ConfigMap's)."""
+def trusted_ca_volume(trusted_ca: TrustedCA) -> dict[str, Any]:
+    """The bundle's one key, as a read-only volume (a Secret's or a ConfigMap's), for Langflow and oauth2-proxy."""
     items = [{"key": trusted_ca.key, "path": trusted_ca.key}]
     if trusted_ca.secret is not None:
-        return {"name": name, "secret": {"secretName": trusted_ca.secret, "items": items}}
-    return {"name": name, "configMap": {"name": trusted_ca.config_map, "items": items}}
+        return {"name": TRUSTED_CA_VOLUME, "secret": {"secretName": trusted_ca.secret, "items": items}}
+    return {"name": TRUSTED_CA_VOLUME, "configMap": {"name": trusted_ca.config_map, "items": items}}
+
+
+def trusted_ca_mount(folder: str) -> dict[str, Any]:
+    return {"name": TRUSTED_CA_VOLUME, "mountPath": folder, "readOnly": True}
 
 
 def external_auth_env(sso: SSOConfig) -> list[dict[str, Any]]:
@@ -183,7 +188,7 @@ def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, i
                             "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
     }
     if trusted_ca is not None:
-        container["volumeMounts"] = [{"name": "trusted-ca", "mountPath": OAUTH2_PROXY_CA_DIR, "readOnly": True}]
+        container["volumeMounts"] = [trusted_ca_mount(OAUTH2_PROXY_CA_DIR)]
     pod_labels = {**labels(app, base_labels), "app.kubernetes.io/version": proxy.image.tag}
     return {
         "metadata": object_metadata(namespace, labels(app, base_labels), annotations, name,
@@ -200,7 +205,7 @@ def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, i
                     "securityContext": {"runAsNonRoot": True, "runAsUser": OAUTH2_PROXY_UID,
                                         "runAsGroup": OAUTH2_PROXY_UID, "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
-                    **({"volumes": [trusted_ca_volume("trusted-ca", trusted_ca)]} if trusted_ca else {}),
+                    **({"volumes": [trusted_ca_volume(trusted_ca)]} if trusted_ca else {}),
                 },
             },
         },

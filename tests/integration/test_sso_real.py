@@ -117,13 +117,27 @@ class Browser:
             return error.code, error.headers.get("Location") or url, error.read().decode()
 
 
-@pytest.fixture
-def certificate(tmp_path) -> tuple[Path, Path]:
-    """A self-signed certificate for the ingress host (the ingress' TLS, which oauth2-proxy stands in for)."""
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={HOST}",
-                    "-addext", f"subjectAltName=DNS:{HOST}", "-keyout", str(key), "-out", str(cert)],
+def issue_certificate(folder: Path, name: str, subject_alt_name: str, ca: tuple[Path, Path]) -> tuple[Path, Path]:
+    """A server certificate signed by the platform's private CA `ca` (certificate, key)."""
+    cert, key, request = folder / f"{name}.crt", folder / f"{name}.key", folder / f"{name}.csr"
+    extensions = folder / f"{name}.ext"
+    extensions.write_text(f"subjectAltName={subject_alt_name}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", str(key),
+                    "-out", str(request)], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(request), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
+                    "-CAcreateserial", "-days", "1", "-extfile", str(extensions), "-out", str(cert)],
                    check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def private_ca(tmp_path) -> tuple[Path, Path]:
+    """The platform's private CA: it signs the ingress host's certificate (the ingress' TLS, which oauth2-proxy
+    stands in for) and Dex's."""
+    cert, key = tmp_path / "platform-ca.crt", tmp_path / "platform-ca.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=platform CA",
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     return cert, key
 
 
@@ -154,7 +168,7 @@ def programs():
             process.kill()
 
 
-def test_sign_in_through_oauth2_proxy_and_dex(toolchain_bin, local_cluster, tmp_path, certificate, programs):
+def test_sign_in_through_oauth2_proxy_and_dex(toolchain_bin, local_cluster, tmp_path, private_ca, programs):
     cluster = local_cluster()
     client = cluster.client()
     dex_port, upstream_port, proxy_http_port = free_port(), free_port(), free_port()
@@ -213,11 +227,11 @@ def test_sign_in_through_oauth2_proxy_and_dex(toolchain_bin, local_cluster, tmp_
             elif arg.startswith("--http-address="):
                 arg = f"--http-address=127.0.0.1:{proxy_http_port}"
             args.append(arg)
-        cert, key = certificate
+        cert, key = issue_certificate(tmp_path, HOST, f"DNS:{HOST}", private_ca)
         args += ["--https-address=127.0.0.1:443", f"--tls-cert-file={cert}", f"--tls-key-file={key}"]
         env = {"OAUTH2_PROXY_CLIENT_SECRET": secret["client-secret"], "OAUTH2_PROXY_COOKIE_SECRET": secret["cookie-secret"]}
         programs.append(start([str(toolchain_bin / "oauth2-proxy"), *args], tmp_path / "oauth2-proxy.log", env))
-        browser = Browser(cert, 443)
+        browser = Browser(private_ca[0], 443)
         # With a TLS certificate oauth2-proxy serves HTTPS only: ask its readiness there.
         wait_until("oauth2-proxy", lambda: browser.get(f"https://{HOST}/ready")[0] == 200, tmp_path / "oauth2-proxy.log")
         # Without a session: off to Dex, for this client, with the exact callback.
@@ -248,29 +262,6 @@ ALICE, BOB = "alice@example.test", "bob@example.test"
 ID_TOKEN_SECONDS = 45
 
 
-def issue_certificate(folder: Path, name: str, subject_alt_name: str, ca: tuple[Path, Path]) -> tuple[Path, Path]:
-    """A server certificate signed by the platform's private CA `ca` (certificate, key)."""
-    cert, key, request = folder / f"{name}.crt", folder / f"{name}.key", folder / f"{name}.csr"
-    extensions = folder / f"{name}.ext"
-    extensions.write_text(f"subjectAltName={subject_alt_name}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
-    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", str(key),
-                    "-out", str(request)], check=True, capture_output=True)
-    subprocess.run(["openssl", "x509", "-req", "-in", str(request), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
-                    "-CAcreateserial", "-days", "1", "-extfile", str(extensions), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert, key
-
-
-@pytest.fixture
-def private_ca(tmp_path) -> tuple[Path, Path]:
-    """The platform's private CA: it signs Dex's https certificate and the ingress host's."""
-    cert, key = tmp_path / "platform-ca.crt", tmp_path / "platform-ca.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=platform CA",
-                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
-
-
 def dex_config(issuer: str, listen: dict, clients: list[dict], tmp_path: Path) -> Path:
     """Dex with two static users, in memory; `passwordConnector` lets the test ask for tokens directly."""
     path = tmp_path / f"dex-{urllib.parse.urlsplit(issuer).port}.yaml"
@@ -297,18 +288,20 @@ def password_grant(issuer: str, client_id: str, client_secret: str, user: str, c
         return json.loads(answer.read())["id_token"]
 
 
+def claims_of(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
 def tampered(token: str, **claims) -> str:
     """The same signed token with other claims: its signature no longer matches."""
-    header, payload, signature = token.split(".")
-    decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    decoded.update(claims)
-    forged = base64.urlsafe_b64encode(json.dumps(decoded).encode()).decode().rstrip("=")
+    header, _, signature = token.split(".")
+    forged = base64.urlsafe_b64encode(json.dumps({**claims_of(token), **claims}).encode()).decode().rstrip("=")
     return f"{header}.{forged}.{signature}"
 
 
 def expiry(token: str) -> float:
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
+    return claims_of(token)["exp"]
 
 
 # Where the screenshot of the signed-in UI is kept (the run's temporary folders are removed).

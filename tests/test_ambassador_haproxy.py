@@ -228,3 +228,76 @@ def test_the_metrics_show_the_requests_just_made(proxy, stand_ins):
         [l for l in text.splitlines() if l.startswith("haproxy_server_status")]
     # Never on the port clients use.
     assert process.request("/metrics")[0] == 403
+
+
+def raw_request(process: HAProxyProcess, target: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """One request with `target` sent byte for byte (an HTTP library would normalise or refuse some)."""
+    import json
+    import socket
+
+    lines = [f"POST {target} HTTP/1.1", "Host: langflow", "Content-Type: application/json", "Content-Length: 2",
+             "Connection: close", *(f"{k}: {v}" for k, v in (headers or {}).items())]
+    with socket.create_connection(("127.0.0.1", process.api_port), timeout=30) as connection:
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n{}").encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body.decode(errors="replace")
+
+
+def test_a_credential_in_the_query_is_refused_and_others_never_reach_langflow(proxy, stand_ins):
+    """Langflow prefers ?x-api-key= to the header the ambassador sets (both releases): the client's own
+    credentials must never reach it, however the query spells them."""
+    from urllib.parse import parse_qsl
+
+    upstream = stand_ins()
+    process = proxy(upstream)
+    refused = ["x-api-key=client", "stream=false&x-api-key=client", "X-API-KEY=client", "x%2Dapi%2dkey=client",
+               "%78-api-key=client", "%58%2D%41PI-%4bey=client", "a=1&x-api-key", "x-api-key=&stream=true",
+               "api_key=client", "token=eyJ.client.jwt", "Api_Key=client"]
+    for query in refused:
+        # Each one names a credential parameter once decoded as Langflow (Starlette's parse_qsl) decodes it.
+        assert {name.lower() for name, _ in parse_qsl(query, keep_blank_values=True)} & {"x-api-key", "api_key",
+                                                                                            "token"}, query
+        status, body = raw_request(process, f"/api/v1/run/echo?{query}")
+        assert status == 400 and "no credential in the query string" in body["error"], (query, status, body)
+    assert upstream.runs() == []
+    for query in ("stream=false", "my-x-api-key=1", "x-api-keys=1", "tokens=2&note=x-api-key"):
+        assert raw_request(process, f"/api/v1/run/echo?{query}")[0] == 200, query
+    # Every header Langflow reads a credential from is dropped; the ambassador's key is the only one left.
+    status, _ = raw_request(process, "/api/v1/run/echo", {
+        "x-api-key": "client", "X-Api-Key": "client2", "api_key": "client3", "Authorization": "Bearer client.jwt",
+        "Cookie": "access_token_lf=client.jwt; refresh_token_lf=r"})
+    assert status == 200
+    seen = upstream.runs()[-1]
+    assert seen["x-api-key"] == KEY and not {"authorization", "cookie", "api_key"} & set(seen), seen
+
+
+PLAIN_PATHS = ["/api/v1/run/echo", "/api/v1/run/my.flow..v2", "/api/v1/run/.hidden", "/api/v1/run/a-b_c~1"]
+TRAVERSALS = [
+    "/api/v1/run/../users/whoami", "/api/v1/run/..", "/api/v1/run/./echo", "/api/v1/run/.",
+    "/api/v1/run/%2e%2e/users/whoami", "/api/v1/run/%2E%2e/users/whoami", "/api/v1/run/.%2e/users/whoami",
+    "/api/v1/run/..%2fusers%2fwhoami", "/api/v1/run/..%2Fusers/whoami", "/api/v1/run/echo%2f..%2f..%2fusers",
+    "/api/v1/run/..\\users\\whoami", "/api/v1/run/%5c..%5cusers", "/api/v1/run//../users/whoami",
+    "/api/v1/run/;/../users", "/api/v1/run/echo;x=1", "/api/v1/run/%252e%252e/users", "/api/v1/run/echo%00",
+]
+
+
+def test_a_path_that_could_mean_another_is_refused_before_langflow(proxy, stand_ins):
+    """HAProxy checks the allowed prefix on the raw path; Langflow decodes it. Such a path never reaches
+    Langflow (with the superuser's key), whatever the prefix check would have said."""
+    upstream = stand_ins()
+    process = proxy(upstream)
+    for path in TRAVERSALS:
+        status, body = raw_request(process, path)
+        assert status == 400 and "not in plain form" in body["error"], (path, status, body)
+    assert upstream.seen == []  # nothing but health checks reached it
+    time.sleep(1.1)  # past the rate limit's one-second window
+    for path in PLAIN_PATHS:
+        assert raw_request(process, path)[0] == 200, path
+    assert [s["path"] for s in upstream.runs()] == PLAIN_PATHS

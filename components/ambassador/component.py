@@ -55,12 +55,14 @@ class Ambassador(pulumi.ComponentResource):
             key_ready.append(self._key_job(resource_name, config, upstream, objects, secrets, credentials_secret,
                                            langflow, key_scripts))
 
+        # Langflow 1.7+: the key is Pulumi's, its digest on the pod templates (not secret: see key_digest).
+        key_sha256 = None if api_key is None else pulumi.Output.unsecret(api_key.apply(spec.key_digest))
         shared_text = spec.config_text(config, upstream, sidecar=False)
         config_map = k8s.core.v1.ConfigMap(
             f"{resource_name}-config", **spec.config_map_manifest(upstream.namespace, objects, shared_text), opts=child)
         deployment = k8s.apps.v1.Deployment(
             resource_name, **spec.deployment_manifest(config, upstream, objects, self.image, config_map.metadata.name,
-                                                      spec.config_digest(shared_text)),
+                                                      spec.config_digest(shared_text), key_sha256),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[config_map, *key_ready]))
         service = k8s.core.v1.Service(resource_name, **spec.service_manifest(config, upstream, objects), opts=child)
         if config.replicas > 1:
@@ -77,7 +79,7 @@ class Ambassador(pulumi.ComponentResource):
 
         self.base_url = service.metadata.name.apply(lambda _: spec.base_url(config, upstream))
         self.sidecar = pulumi.Output.from_input(
-            spec.sidecar_output(config, upstream, self.image, spec.config_digest(sidecar_text)))
+            spec.sidecar_output(config, upstream, self.image, spec.config_digest(sidecar_text), key_sha256))
         self.ready = [deployment, service]
         self.register_outputs({"base_url": self.base_url, "sidecar": self.sidecar, "image": self.image})
 
@@ -90,8 +92,8 @@ class Ambassador(pulumi.ComponentResource):
             f"{resource_name}-key", **spec.key_service_account_manifest(upstream, objects), opts=child)
         grants: list[pulumi.Resource] = [account]
         for namespace in spec.key_secret_namespaces(config, upstream):
-            role = k8s.rbac.v1.Role(f"{resource_name}-key-{namespace}", **spec.key_role_manifest(namespace, objects),
-                                    opts=child)
+            role = k8s.rbac.v1.Role(f"{resource_name}-key-{namespace}", **spec.key_role_manifest(
+                namespace, objects, rolls_deployment=namespace == upstream.namespace), opts=child)
             grants.append(k8s.rbac.v1.RoleBinding(
                 f"{resource_name}-key-{namespace}", **spec.key_role_binding_manifest(namespace, upstream, objects),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[role, account])))

@@ -38,6 +38,32 @@ SANE_REQUEST_ID = r"^[A-Za-z0-9._:-]{1,128}$"
 PRE_STOP_SECONDS = 5
 DRAIN_SECONDS = 30
 CONFIG_DIGEST_ANNOTATION = "langflow.org/ambassador-config-sha256"
+# The key's digest on the pod template: a new key rolls the pods (HAProxy reads the key once, at start).
+# Pulumi sets the first on Langflow 1.7+; the key Job (1.6) the second on the shared Deployment, a field
+# of its own, so that Pulumi's server-side apply never meets a field another manager set.
+KEY_DIGEST_ANNOTATION = "langflow.org/ambassador-key-sha256"
+KEY_JOB_DIGEST_ANNOTATION = "langflow.org/ambassador-key-job-sha256"
+
+# Every place Langflow reads a credential from a request (langflow-base 0.6.4, the 1.6.4 release, and
+# langflow-base/lfx 1.13.0: langflow/services/auth/utils.py, service.py, external.py): the x-api-key
+# query parameter (preferred to the header), the x-api-key header, a Bearer token in Authorization (also
+# the external-auth header the edge sets), the access_token_lf cookie (1.13) or the external-auth cookie,
+# and, on websockets, the api_key header and the x-api-key, api_key and token query parameters. Only the
+# ambassador's key may reach Langflow: these headers are dropped...
+CLIENT_CREDENTIAL_HEADERS = ("x-api-key", "api_key", "Authorization", "Cookie")
+# ... and these query parameters refused (below, why not dropped).
+CLIENT_CREDENTIAL_PARAMS = ("x-api-key", "api_key", "token")
+# Langflow (uvicorn) decodes the path after HAProxy matched the allowed prefixes on the raw one: a path that
+# could mean another after decoding or resolving is refused. Substrings (any case) no plain API path holds:
+# encoded '.', '/', backslash, '%' (double encoding) and NUL, '//', ';' (path parameters) and a backslash
+# (written `\\` in haproxy.cfg, where a backslash escapes).
+PATH_REFUSED_SUBSTRINGS = ("%2e", "%2f", "%5c", "%25", "%00", "//", ";", "\\\\")
+# ... and a dot segment ('.' or '..' between slashes, or at the end).
+DOT_SEGMENT = "(^|/)[.][.]?(/|$)"
+PATH_REFUSED = ("the path is not in plain form: dot segments, double slashes, semicolons, backslashes and encoded "
+                "dots, slashes, backslashes or percent signs are refused")
+QUERY_CREDENTIAL_REFUSED = ("send no credential in the query string (x-api-key, api_key, token): the ambassador adds "
+                            "the API key itself")
 
 
 def name(app: str) -> str:
@@ -84,6 +110,15 @@ LOG_FIELDS = (
     ("duration_ms", "%Ta"), ("upstream_ms", "%Tr"), ("upstream", '"%s"'), ("retries", "%rc"),
     ("termination", '"%ts"'), ("bytes_out", "%B"),
 )
+
+
+def credential_param_regex(names: tuple[str, ...] = CLIENT_CREDENTIAL_PARAMS) -> str:
+    """A regex, for HAProxy to match case-insensitively (`-i`) on the raw query string, for a parameter named
+    any of `names` anywhere in it, each character plain or percent-encoded (Langflow decodes names once)."""
+    def char(c: str) -> str:
+        forms = sorted({c, *(f"%{ord(v):02x}" for v in {c.lower(), c.upper()})})
+        return forms[0] if len(forms) == 1 else "(" + "|".join(forms) + ")"
+    return "(^|&)(" + "|".join("".join(char(c) for c in name) for name in names) + ")(=|&|$)"
 
 
 def haproxy_config(config: AmbassadorConfig, *, metrics: bool, bind: str, langflow_host: str, langflow_port: int,
@@ -147,10 +182,21 @@ def haproxy_config(config: AmbassadorConfig, *, metrics: bool, bind: str, langfl
         ]
     allowed = " ".join(config.allowed_paths)
     lines += [
+        # Refused rather than normalised: a client has no reason to send such a path, and Langflow would
+        # resolve it in its own way after HAProxy checked the prefix.
+        f"    http-request deny deny_status 400 content-type application/json lf-string "
+        f"{_json_body(400, PATH_REFUSED)} "
+        f"if {{ path -m sub -i {' '.join(PATH_REFUSED_SUBSTRINGS)} }} || {{ path -m reg {DOT_SEGMENT} }}",
         f"    http-request deny deny_status 403 content-type application/json lf-string "
         f"{_json_body(403, 'this path is not open to API clients')} unless {{ path_beg {allowed} }}",
-        # The key is the ambassador's alone: whatever a client sent is replaced.
-        "    http-request del-header x-api-key",
+        # A key in the query string is refused, not dropped: HAProxy cannot rebuild a query parameter by
+        # parameter (every encoding of the name) without Lua, and a client that sends one would otherwise
+        # believe its key is used; the JSON 400 says what to remove.
+        f"    http-request deny deny_status 400 content-type application/json lf-string "
+        f"{_json_body(400, QUERY_CREDENTIAL_REFUSED)} "
+        f"if {{ query -m reg -i {credential_param_regex()} }}",
+        # The key is the ambassador's alone: whatever credential a client sent is dropped, its key replaced.
+        *[f"    http-request del-header {header}" for header in CLIENT_CREDENTIAL_HEADERS],
         f'    http-request set-header x-api-key "${{{API_KEY_ENV}}}"',
         "    default_backend langflow",
         "",
@@ -226,6 +272,21 @@ def config_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def key_digest(key: str) -> str:
+    """What the pod template carries of the key (flowsync/api_key.py computes the same on Langflow 1.6): a
+    SHA-256 of a random 256-bit key tells nothing of it."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def pod_annotations(config_sha256: Any, key_sha256: Any = None) -> dict[str, Any]:
+    """A changed config or key rolls the pods: HAProxy reads both once, at start. Without `key_sha256`
+    (Langflow 1.6: Pulumi never sees the key) the key Job sets KEY_JOB_DIGEST_ANNOTATION itself."""
+    out = {CONFIG_DIGEST_ANNOTATION: config_sha256}
+    if key_sha256 is not None:
+        out[KEY_DIGEST_ANNOTATION] = key_sha256
+    return out
+
+
 def langflow_pods_service_manifest(upstream: Upstream, objects: Objects) -> dict[str, Any]:
     """Headless: one DNS record per ready Langflow pod, so HAProxy sees (and ejects) each pod."""
     return service(objects.metadata(upstream.namespace, langflow_pods_service_name(upstream.app)),
@@ -284,9 +345,9 @@ def pod_security_context() -> dict[str, Any]:
 
 
 def deployment_manifest(config: AmbassadorConfig, upstream: Upstream, objects: Objects, image: str,
-                        config_map: Any, config_sha256: str) -> dict[str, Any]:
+                        config_map: Any, config_sha256: str, key_sha256: Any = None) -> dict[str, Any]:
     app, namespace = upstream.app, upstream.namespace
-    template_annotations = {CONFIG_DIGEST_ANNOTATION: config_sha256}
+    template_annotations = pod_annotations(config_sha256, key_sha256)
     if upstream.metrics:
         template_annotations.update(scrape_annotations(config.admin_port))
     return {
@@ -333,15 +394,17 @@ def base_url(config: AmbassadorConfig, upstream: Upstream) -> str:
     return f"http://{name(upstream.app)}.{upstream.namespace}.svc:{config.port}"
 
 
-def sidecar_output(config: AmbassadorConfig, upstream: Upstream, image: str, config_sha256: str) -> dict[str, Any]:
+def sidecar_output(config: AmbassadorConfig, upstream: Upstream, image: str, config_sha256: str,
+                   key_sha256: Any = None) -> dict[str, Any]:
     """What a client team adds to its pods, in a namespace of `sidecar_namespaces` (where the program put the
     ConfigMap and the key Secret): the container, the volume, and the address the client calls."""
     return {
         "base_url": f"http://127.0.0.1:{config.sidecar_port}",
         "container": container(config, image, upstream.app, sidecar=True),
         "volume": {"name": CONFIG_VOLUME, "configMap": {"name": name(upstream.app)}},
-        # Put on the pod template: a changed config then rolls the client's pods (HAProxy reads it at start).
-        "pod_annotations": {CONFIG_DIGEST_ANNOTATION: config_sha256},
+        # Put on the pod template: a changed config (or, on Langflow 1.7+, key) then rolls the client's pods
+        # at its next deploy (HAProxy reads both at start).
+        "pod_annotations": pod_annotations(config_sha256, key_sha256),
         "namespaces": list(config.sidecar_namespaces),
     }
 
@@ -367,11 +430,15 @@ def key_secret_namespaces(config: AmbassadorConfig, upstream: Upstream) -> list[
     return [upstream.namespace, *config.sidecar_namespaces]
 
 
-def key_role_manifest(namespace: str, objects: Objects) -> dict[str, Any]:
-    """Read and patch one Secret, by name, and nothing else."""
-    return {"metadata": objects.metadata(namespace, key_job_name(objects.app)),
-            "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [key_secret_name(objects.app)],
-                       "verbs": ["get", "patch"]}]}
+def key_role_manifest(namespace: str, objects: Objects, *, rolls_deployment: bool = False) -> dict[str, Any]:
+    """Read and patch one Secret, by name; in Langflow's namespace also the shared ambassador's Deployment
+    (to roll its pods onto a new key); nothing else."""
+    rules = [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [key_secret_name(objects.app)],
+              "verbs": ["get", "patch"]}]
+    if rolls_deployment:
+        rules.append({"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": [name(objects.app)],
+                      "verbs": ["get", "patch"]})
+    return {"metadata": objects.metadata(namespace, key_job_name(objects.app)), "rules": rules}
 
 
 def key_role_binding_manifest(namespace: str, upstream: Upstream, objects: Objects) -> dict[str, Any]:
@@ -415,7 +482,10 @@ def key_job_manifest(config: AmbassadorConfig, upstream: Upstream, objects: Obje
             "name": "ambassador-key",
             "image": upstream.image,
             "imagePullPolicy": upstream.pull_policy,
+            # A new key rolls the shared ambassador's pods: they read it once, at start (sidecars roll with
+            # their client's pods).
             "command": ["python", f"{KEY_JOB_MOUNT}/{KEY_SCRIPT}", "--url", upstream.base_url, *secrets,
+                        "--deployment", f"{upstream.namespace}/{name(app)}",
                         "--wait-seconds", str(KEY_WAIT_SECONDS)],
             "env": env,
             "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},

@@ -6,7 +6,7 @@ STATE_DIR ?= $(HOME)/.local/state/langflow-pulumi
 export LANGFLOW_STATE_DIR := $(STATE_DIR)
 
 .PHONY: help venv toolchain test unit up preview destroy recover releases rollback restore docs lock cluster-up \
-	cluster-down benchmark verify langflow-lock sync-flows
+	cluster-down benchmark verify langflow-lock sync-flows scanner-lock
 
 help:
 	@echo "make up|preview|destroy [STACK=dev]   deploy / preview / remove a stack (default dev)"
@@ -28,6 +28,7 @@ help:
 	@echo "make benchmark                       this program and Helm side by side; writes the README's tables (~20 min)"
 	@echo "make docs                            regenerate Pulumi.yaml and the README config reference"
 	@echo "make lock                            re-resolve requirements.txt from requirements.in"
+	@echo "make scanner-lock                    re-resolve scanner/requirements.txt (checkov) from its .in"
 
 # Kept outside the repo, keyed by the lock (scripts/venv.sh): a fresh clone links to it at once.
 $(VENV)/.installed: requirements.txt
@@ -40,7 +41,7 @@ toolchain:
 	@bash toolchain/build.sh
 
 unit: venv
-	$(VENV)/bin/python -m pytest -m "not integration and not langflow"
+	$(VENV)/bin/python -m pytest -m "not integration and not langflow and not scanner"
 
 # The stack's Langflow container, run for real (a release from PyPI, in a sandbox like the pod).
 verify: venv
@@ -99,6 +100,11 @@ docs: venv
 
 lock:
 	$(PYTHON) -m piptools compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	  --no-emit-index-url -o requirements.txt requirements.in
+
+# checkov's own lock (docs/security-scan.md): its dependencies stay out of requirements.txt.
+scanner-lock:
+	cd scanner && $(PYTHON) -m piptools compile --quiet --generate-hashes --strip-extras --allow-unsafe \
 	  --no-emit-index-url -o requirements.txt requirements.in
 
 benchmark: venv

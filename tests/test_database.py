@@ -169,6 +169,14 @@ def test_in_cluster_mode():
     (container,) = pod["containers"]
     assert container["image"] == "postgres:17.6"
     assert {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"} in container["env"]
+    # The superuser's password as a file the image's entrypoint reads, never in the server's env.
+    password_file = "/etc/postgresql-credentials/superuser-password"
+    assert {"name": "POSTGRES_PASSWORD_FILE", "value": password_file} in container["env"]
+    assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in container["env"])
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["credentials"]["secret"] == {"secretName": "langflow-postgres-credentials", "defaultMode": 0o440,
+                                                "items": [{"key": "superuser-password", "path": "superuser-password"}]}
+    assert {"name": "credentials", "mountPath": "/etc/postgresql-credentials", "readOnly": True} in container["volumeMounts"]
     assert container["readinessProbe"]["exec"]["command"][0] == "pg_isready"
     claim = run.named(PVC, "langflow-postgres-data").inputs
     assert claim["metadata"]["annotations"]["langflow.org/postgres-major"] == "17"

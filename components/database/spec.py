@@ -23,6 +23,8 @@ SUPERUSER = "postgres"
 URL_KEY = "url"
 SUPERUSER_PASSWORD_KEY = "superuser-password"
 LANGFLOW_PASSWORD_KEY = "langflow-password"
+# Where the server finds its superuser's password (POSTGRES_PASSWORD_FILE).
+CREDENTIALS_MOUNT_PATH = "/etc/postgresql-credentials"
 # Where Langflow's pods find the server's CA with sslmode verify-ca/verify-full.
 CA_MOUNT_PATH = "/etc/langflow/database-ca"
 BOOTSTRAP_SQL = (Path(__file__).parent / "bootstrap.sql").read_text()
@@ -154,8 +156,8 @@ def statefulset_manifest(app: str, namespace: str, config: PostgresConfig, regis
         "ports": [{"name": "postgres", "containerPort": PORT, "protocol": "TCP"}],
         "env": [
             {"name": "POSTGRES_USER", "value": SUPERUSER},
-            {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {
-                "name": credentials_secret_name(app), "key": SUPERUSER_PASSWORD_KEY}}},
+            # The image's entrypoint reads it from the file (initdb only): no password in the server's env.
+            {"name": "POSTGRES_PASSWORD_FILE", "value": f"{CREDENTIALS_MOUNT_PATH}/{SUPERUSER_PASSWORD_KEY}"},
             {"name": "PGDATA", "value": pgdata},
         ],
         "resources": config.in_cluster.resources,
@@ -165,6 +167,7 @@ def statefulset_manifest(app: str, namespace: str, config: PostgresConfig, regis
             # The read-only root needs these two writable, as the image's docs say.
             {"name": "run", "mountPath": "/var/run/postgresql"},
             {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "credentials", "mountPath": CREDENTIALS_MOUNT_PATH, "readOnly": True},
         ],
         "startupProbe": {"exec": {"command": ready}, "periodSeconds": 5, "failureThreshold": 60, "timeoutSeconds": 5},
         "readinessProbe": {"exec": {"command": ready}, "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 5},
@@ -192,6 +195,10 @@ def statefulset_manifest(app: str, namespace: str, config: PostgresConfig, regis
                         {"name": "data", "persistentVolumeClaim": {"claimName": data_claim_name(app)}},
                         {"name": "run", "emptyDir": {}},
                         {"name": "tmp", "emptyDir": {}},
+                        # Root's files, readable by the fsGroup (the server's GID) alone.
+                        {"name": "credentials", "secret": {
+                            "secretName": credentials_secret_name(app), "defaultMode": 0o440,
+                            "items": [{"key": SUPERUSER_PASSWORD_KEY, "path": SUPERUSER_PASSWORD_KEY}]}},
                     ],
                 },
             },

@@ -1,0 +1,3 @@
+from scanner import main
+
+main()

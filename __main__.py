@@ -13,6 +13,7 @@ from components.database.component import PostgresDatabase
 from components.edge.dex_client import DexClient
 from components.edge.ingress import LangflowIngress
 from components.edge.oauth2_proxy import OAuth2Proxy
+from components.edge.session_store import SessionStore
 from components.flow_sync.component import FlowSync
 from components.langflow import LangflowApp
 from components.namespace import LangflowNamespace
@@ -51,7 +52,8 @@ namespace = LangflowNamespace(
     protect=(config.storage.enabled and config.storage.protect)
     or (backup_engine(config.backups, config.database) is not None and config.backups.volume.protect),
 )
-# Every workload waits for its NetworkPolicies: no pod of the stack ever runs outside them.
+# Every workload waits for its NetworkPolicies: no pod of the stack ever runs outside them. The protected data
+# depends on them too, so `make destroy` keeps them with it: a namespace that still holds data stays locked down.
 guarded = [namespace]
 if config.network_policies.enabled:
     guarded.append(NetworkPolicies(
@@ -116,10 +118,19 @@ if backups is not None and backups.postgres_image:
 edge_deps = [namespace, langflow]
 front = (config.name, config.service.port)
 if config.sso.enabled:
+    session_store = None
+    if config.sso.oauth2_proxy.session_store == "redis":
+        session_store = SessionStore(
+            f"{config.name}-oauth2-proxy-redis", config.sso.oauth2_proxy.redis, app=config.name,
+            namespace=config.namespace, labels=config.labels, annotations=config.annotations,
+            registry=config.image.registry, depends_on=guarded)
+        images["oauth2_proxy_redis"] = session_store.image
     oauth2_proxy = OAuth2Proxy(
         f"{config.name}-oauth2-proxy", config.sso, config.ingress,
         app=config.name, namespace=config.namespace, upstream=f"{spec.base_url(config)}/",
-        labels=config.labels, annotations=config.annotations, registry=config.image.registry, depends_on=guarded,
+        labels=config.labels, annotations=config.annotations, registry=config.image.registry,
+        # oauth2-proxy is ready only once it reaches its session store.
+        depends_on=guarded + (session_store.ready if session_store else []),
         per_user=spec.sso_per_user(config),
         trusted_ca=config.trusted_ca if config.trusted_ca.enabled else None)
     DexClient(f"{config.name}-dex-client", config.sso, config.ingress, client_secret=oauth2_proxy.client_secret)
@@ -128,8 +139,7 @@ if config.sso.enabled:
 if config.ingress.enabled:
     ingress = LangflowIngress(
         config.name, config.ingress, app=config.name, namespace=config.namespace,
-        upload_limit_mb=config.runtime.max_file_size_upload_mb, front=front,
-        api=(config.name, config.service.port) if config.sso.enabled else None, api_paths=config.sso.api_paths,
+        upload_limit_mb=config.runtime.max_file_size_upload_mb, front=front, sso=config.sso.enabled,
         labels=config.labels, annotations=config.annotations, depends_on=edge_deps)
     pulumi.export("urls", ingress.urls)
 

@@ -10,20 +10,84 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import urllib.parse
 from typing import Literal, Optional
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from settings import kube
-from settings.base import PinnedImage, moving_tag, Quantity, StrictModel, at, valid, version_before
+from settings.base import PinnedImage, Quantity, StrictModel, at, valid, version_before, whole_version
+from settings.syntax import cidr_problem, expansion_problem, host_name_problem, url_problem, with_character
 
 OAUTH2_PROXY_DEFAULT_TAG = "v7.15.6"
+# oauth2-proxy's session store: the Redis release Debian 12 ships (redis-server 5:7.0.15), which the SSO test runs.
+REDIS_DEFAULT_TAG = "7.0.15"
+SessionStore = Literal["redis", "cookie"]
 # The first Langflow with external authentication (LANGFLOW_EXTERNAL_AUTH_*): lfx 1.11.0 and langflow-base
 # 0.11.0 have it, 1.10.3 has none of it (checked in the released wheels). Older releases ignore the variables.
 PER_USER_SINCE = (1, 11)
 IdentityMode = Literal["shared", "per-user"]
 AccessLevel = Literal["viewer", "editor", "admin"]
+# Where Dex sends people back to oauth2-proxy after they sign in.
+CALLBACK_PATH = "/oauth2/callback"
+# Annotations the program puts on objects from other keys: a user's copy would silently win, or lose.
+PROGRAM_ANNOTATIONS = {
+    "nginx.ingress.kubernetes.io/proxy-body-size": "runtime.max_file_size_upload_mb",
+    "nginx.ingress.kubernetes.io/proxy-read-timeout": "ingress.timeout_seconds",
+    "nginx.ingress.kubernetes.io/proxy-send-timeout": "ingress.timeout_seconds",
+    "nginx.ingress.kubernetes.io/proxy-buffer-size": "sso.enabled (room for oauth2-proxy's cookies)",
+    "cert-manager.io/cluster-issuer": "ingress.tls.cluster_issuer",
+    "cert-manager.io/issuer": "ingress.tls.issuer",
+    "prometheus.io/scrape": "metrics.enabled and metrics.scrape",
+    "prometheus.io/port": "metrics.langflow_port",
+    "prometheus.io/path": "metrics.enabled",
+}
+NGINX = "nginx.ingress.kubernetes.io/"
+# ingress-nginx annotations that send requests somewhere the config does not say: past the sign-in, to another
+# backend or host, or with their cookies copied elsewhere.
+REROUTING_ANNOTATIONS = {
+    "server-alias": "adds host names that no TLS, callback or CORS setting knows",
+    "default-backend": "sends unmatched requests to another Service",
+    "custom-http-errors": "sends error answers through another backend",
+    "rewrite-target": "rewrites paths, so the sign-in's and the API paths' prefixes no longer mean what they say",
+    "use-regex": "turns every path into a regular expression, so an API path matches more than it says",
+    "app-root": "redirects / elsewhere",
+    "permanent-redirect": "redirects every request elsewhere",
+    "temporal-redirect": "redirects every request elsewhere",
+    "upstream-vhost": "changes the Host header Langflow and oauth2-proxy see",
+    "service-upstream": "bypasses the endpoints the NetworkPolicies and probes were made for",
+}
+
+
+def ingress_annotation_problem(name: str) -> Optional[str]:
+    """Why an Ingress annotation may not be set from config (None: it may)."""
+    key = name.lower()
+    if not key.startswith(NGINX):
+        return None
+    short = key.removeprefix(NGINX)
+    if short.endswith("-snippet"):
+        return ("injects raw nginx configuration, which can route around the sign-in and read other tenants' "
+                "traffic (ingress-nginx turns snippets off by default since 1.9, for CVE-2021-25742 and "
+                "CVE-2025-1974); remove it, and use the program's keys or a plain annotation")
+    if short.startswith(("mirror-", "canary")):
+        return ("sends requests, with people's cookies and API keys, to another backend; remove it (use a second "
+                "stack for a canary)")
+    if short in REROUTING_ANNOTATIONS:
+        return f"{REROUTING_ANNOTATIONS[short]}; remove it"
+    return None
+
+
+def routes(path: str, path_type: str, target: str) -> bool:
+    """Whether an Ingress path of this type sends `target` to its backend (ingress-nginx: ImplementationSpecific
+    is a prefix of the string)."""
+    if path_type == "Exact":
+        return target == path
+    if path_type == "ImplementationSpecific":
+        return target.startswith(path)
+    return path == "/" or target == path.rstrip("/") or target.startswith(path.rstrip("/") + "/")
+
+
+# The Langflow endpoints that take an API key: the only paths that may skip the sign-in (sso.api_paths).
+API_KEY_PATHS = ("/api/v1/run/", "/api/v1/webhook/")
 # Long flow runs and streamed answers: 1 hour, for the ingress and oauth2-proxy alike.
 DEFAULT_TIMEOUT_SECONDS = 3600
 
@@ -37,8 +101,11 @@ def host_problem(value: str) -> Optional[str]:
         pass
     if value.startswith("*."):
         return f"{value!r} is a wildcard; name each host (sign-in redirects are matched exactly)"
-    if len(value) > 253 or not kube.DNS_SUBDOMAIN.match(value) or "." not in value and value != "localhost":
-        return f"{value!r} is not a DNS name; write e.g. langflow.example.com (no scheme, no port, no path)"
+    problem = host_name_problem(value, "DNS name")
+    if problem:
+        return f"{problem} (no scheme, no port, no path)"
+    if "." not in value and value != "localhost":
+        return f"{value!r} is not a full DNS name; write e.g. langflow.example.com (no scheme, no port, no path)"
     return None
 
 
@@ -129,32 +196,97 @@ class ImageRef(PinnedImage):
     @classmethod
     def _tag(cls, value: str) -> str:
         # After PinnedImage's rule: oauth2-proxy releases are vX.Y.Z.
-        if not re.match(r"^v?\d+\.\d+\.\d+", value):
-            raise ValueError(moving_tag(value, "is not a whole version (vX.Y.Z)", OAUTH2_PROXY_DEFAULT_TAG))
+        whole_version(value, OAUTH2_PROXY_DEFAULT_TAG, v_prefix=True)
         return value
+
+
+class RedisImage(PinnedImage):
+    repository: str = Field("docker.io/library/redis", description="Image repository (honours image.registry).")
+    tag: str = Field(REDIS_DEFAULT_TAG, description="Pinned version tag.")
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        whole_version(value, REDIS_DEFAULT_TAG)
+        return value
+
+
+class RedisConfig(StrictModel):
+    image: RedisImage = Field(default_factory=RedisImage, description="The Redis image.")
+    resources: dict[str, dict[str, Quantity]] = Field(
+        default_factory=lambda: {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+        description="Container resources (`requests`, `limits`).",
+    )
+
+
+def cidr_list(value: list[str]) -> list[str]:
+    """Address ranges written exactly (`10.244.0.0/16`, one address as `/32`), each listed once."""
+    for index, cidr in enumerate(value):
+        problem = cidr_problem(cidr, "10.244.0.0/16")
+        if problem:
+            raise at(f"[{index}]", problem)
+        if value.index(cidr) != index:
+            raise at(f"[{index}]", f"{cidr} is listed twice; list each range once")
+    return value
 
 
 class OAuth2ProxyConfig(StrictModel):
     image: ImageRef = Field(default_factory=ImageRef, description="The oauth2-proxy image.")
+    session_store: SessionStore = Field(
+        "redis",
+        description="Where sign-ins live. `redis`: in a Redis the stack runs beside oauth2-proxy (the cookie "
+        "holds only a ticket); signing out deletes the session, so a copy of the cookie stops working at once. "
+        "`cookie`: inside the encrypted cookie itself; signing out only clears the browser's copy, and a copied "
+        "cookie keeps working until it expires (`--cookie-expire`), with a warning in every preview.",
+    )
+    redis: RedisConfig = Field(
+        default_factory=RedisConfig,
+        description="The session store's Redis (with `session_store: redis`): one pod, no volume (losing it only "
+        "signs people out), a generated password, reachable only from oauth2-proxy's pods.",
+    )
+    trusted_proxy_cidrs: list[str] = Field(
+        default_factory=list,
+        description="The ingress controller's pod addresses (CIDRs): oauth2-proxy then takes the client address, "
+        "host and scheme from their X-Forwarded-* headers (`--reverse-proxy`, `--trusted-proxy-ip`), and from no "
+        "one else. Empty: it trusts no X-Forwarded-* header at all (the redirect URL is fixed, the Host header is "
+        "the ingress'); its logs show the controller's address, not the person's. Not with `sso.api_paths`: "
+        "oauth2-proxy matches those against a trusted proxy's X-Forwarded-Uri, which ingress-nginx passes on "
+        "from the client.",
+    )
     replicas: int = Field(2, ge=1, le=10, description="Pods (a PodDisruptionBudget keeps one up with more than one).")
     resources: dict[str, dict[str, Quantity]] = Field(
         default_factory=lambda: {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
         description="Container resources (`requests`, `limits`).",
     )
     email_domains: list[str] = Field(
-        default_factory=lambda: ["*"], description="E-mail domains allowed in (`*`: everyone Dex signs in)."
+        default_factory=lambda: ["*"],
+        description="E-mail domains allowed in: `example.com`, `*.example.com` for its subdomains, or `*` for everyone "
+        "Dex signs in."
     )
     upstream_timeout_seconds: int = Field(
         DEFAULT_TIMEOUT_SECONDS, ge=30, le=86400,
         description="How long oauth2-proxy waits for Langflow (its default, 30 s, cuts long flow runs off).",
     )
 
+    _trusted_proxy_cidrs = field_validator("trusted_proxy_cidrs")(classmethod(lambda cls, value: cidr_list(value)))
+
+    @model_validator(mode="after")
+    def _redis_only_with_redis(self) -> "OAuth2ProxyConfig":
+        if self.session_store != "redis" and "redis" in self.model_fields_set:
+            raise at("redis", f"only used with session_store: redis (it is {self.session_store}); remove it, or "
+                     "set session_store: redis")
+        return self
+
     @field_validator("email_domains")
     @classmethod
     def _domains(cls, value: list[str]) -> list[str]:
         for index, domain in enumerate(value):
-            if domain != "*" and not kube.DNS_SUBDOMAIN.match(domain):
-                raise at(f"[{index}]", f"{domain!r} is not an e-mail domain; write e.g. example.com, or * for everyone")
+            if domain == "*":
+                continue
+            # oauth2-proxy matches `*.example.com` (and `.example.com`) against every subdomain of example.com.
+            problem = host_name_problem(domain.removeprefix("*.").removeprefix("."), "e-mail domain", "example.com")
+            if problem:
+                raise at(f"[{index}]", f"{problem}; or *.example.com for its subdomains, or * for everyone")
         if not value:
             raise ValueError("at least one domain is required; * lets in everyone Dex signs in")
         return value
@@ -182,10 +314,10 @@ class DexConfig(StrictModel):
 
 
 def claim_name(value: str) -> str:
-    """A claim of the ID token: a JSON member name, never empty or padded."""
+    """A claim of the ID token: a JSON member name, never empty or padded (it goes to Langflow's environment)."""
     if not value.strip() or value != value.strip() or len(value) > 128 or any(ord(c) < 32 for c in value):
-        raise ValueError(f"{value!r} is not a claim name; write the ID token's claim, e.g. email")
-    return value
+        raise ValueError(with_character(f"{value!r} is not a claim name; write the ID token's claim, e.g. email", value))
+    return valid(value, expansion_problem(value))
 
 
 class AccessConfig(StrictModel):
@@ -220,12 +352,15 @@ class AccessConfig(StrictModel):
     @classmethod
     def _levels(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
+            problem = expansion_problem(key)
+            if problem:
+                raise at(kube.key_path(key), problem)
             if not key.strip():
-                raise at(f"[{key!r}]", "an empty claim value matches nobody; write the value, e.g. alice@example.com")
+                raise at(kube.key_path(key), "an empty claim value matches nobody; write the value, e.g. alice@example.com")
         lowered = [key.strip().lower() for key in value]
         for index, key in enumerate(lowered):
             if lowered.index(key) != index:
-                raise at(f"[{list(value)[index]!r}]", "Langflow compares values without case or outer spaces: "
+                raise at(kube.key_path(list(value)[index]), "Langflow compares values without case or outer spaces: "
                          "this one is listed twice; list it once")
         return value
 
@@ -275,9 +410,14 @@ class SSOConfig(StrictModel):
     )
     display_name: str = Field("Langflow", description="The client's name on Dex's pages.")
     api_paths: list[str] = Field(
-        default_factory=lambda: ["/api/v1/run/"],
-        description="Paths routed past oauth2-proxy straight to Langflow, for API clients with an API key "
-        "(Langflow checks `x-api-key` on them). Empty: API clients use the in-cluster address.",
+        default_factory=list,
+        description="Paths (prefixes) on which oauth2-proxy signs no one in, for API clients with an API key "
+        "(`/api/v1/run/`, `/api/v1/webhook/` or below; needs `auth.enabled: true`, or the paths would be open "
+        "to anyone): "
+        "everything still goes through oauth2-proxy, which passes these on to Langflow without a sign-in and "
+        "without a client's `Authorization` header (per-user), so Langflow's API-key check (`x-api-key`) guards "
+        "them and a person's Dex token does not. Empty: every path needs the sign-in; API clients use the "
+        "in-cluster address.",
     )
     allow_exposed_langflow_service: bool = Field(
         False, description="Allow a LoadBalancer or NodePort Langflow Service, which bypasses the sign-in."
@@ -292,34 +432,56 @@ class SSOConfig(StrictModel):
     def _issuer(cls, value: Optional[str]) -> Optional[str]:
         if value is None:
             return value
-        parts = urllib.parse.urlsplit(value)
-        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
-        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-            raise ValueError(f"{value!r} must be an https URL (http only on localhost), e.g. https://platform.example.com/dex")
-        if not parts.hostname or parts.query or parts.fragment or value.endswith("/"):
-            raise ValueError(f"{value!r} is not an issuer URL; write it as Dex's `issuer`, e.g. https://platform.example.com/dex")
+        example = "https://platform.example.com/dex"
+        valid(value, url_problem(value, example=example, loopback_http=True) or expansion_problem(value))
+        if value.endswith("/"):
+            raise ValueError(f"{value!r} is not an issuer URL: it ends with '/'; write it exactly as Dex's `issuer` (tokens carry it, and are "
+                             f"compared exactly), e.g. {example}")
         return value
 
-    @field_validator("client_id", "display_name")
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, value: str) -> str:
+        # OAuth 2.0 client ids are printable ASCII (RFC 6749, VSCHAR); Langflow splits its audience setting on
+        # commas; the id goes into oauth2-proxy's arguments and Langflow's environment.
+        if not value.strip() or len(value) > 128 or any(not " " <= c <= "~" for c in value) or value != value.strip():
+            raise ValueError(with_character(f"{value!r}: a client id is 1 to 128 printable ASCII characters, without "
+                                            "leading or trailing spaces, e.g. langflow", value))
+        if "," in value:
+            raise ValueError(f"{value!r} holds a comma, and Langflow reads a comma-separated list of audiences there; "
+                             "use a client id without commas, e.g. langflow")
+        return valid(value, expansion_problem(value))
+
+    @field_validator("display_name")
     @classmethod
     def _text(cls, value: str) -> str:
-        if not value.strip() or len(value) > 128 or any(ord(c) < 32 for c in value):
-            raise ValueError(f"{value!r}: use 1 to 128 printable characters, e.g. langflow")
+        if not value.strip() or len(value) > 128 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError(with_character(f"{value!r}: use 1 to 128 printable characters, e.g. Langflow", value))
         return value
 
     @field_validator("api_paths")
     @classmethod
     def _api_paths(cls, value: list[str]) -> list[str]:
         for index, path in enumerate(value):
-            if not path.startswith("/api/") or not path.endswith("/") or " " in path:
-                raise at(f"[{index}]", f"{path!r}: only Langflow's API paths may skip the sign-in, ending in /, "
-                         "e.g. /api/v1/run/")
+            if not path.startswith("/api/") or not path.endswith("/") or not re.fullmatch(r"[A-Za-z0-9._~/-]+", path) \
+                    or "//" in path or "/./" in path or "/../" in path:
+                raise at(f"[{index}]", with_character(f"{path!r}: only Langflow's API paths may skip the sign-in, "
+                                                      "ending in /, e.g. /api/v1/run/", path))
+            if not path.startswith(API_KEY_PATHS):
+                raise at(f"[{index}]", f"{path!r} would send more than the API-key endpoints around the sign-in "
+                         f"(Langflow's login, auto-login and user API sit under /api/); use {' or '.join(API_KEY_PATHS)} "
+                         "or a path below them")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "SSOConfig":
         if self.enabled and self.issuer_url is None:
             raise at("issuer_url", "required with SSO on: Dex's issuer, the platform's address plus /dex")
+        if self.oauth2_proxy.trusted_proxy_cidrs and self.api_paths:
+            raise at("oauth2_proxy.trusted_proxy_cidrs", "not with sso.api_paths: oauth2-proxy matches the paths that "
+                     "skip the sign-in against a trusted proxy's X-Forwarded-Uri, which ingress-nginx passes on from "
+                     "the client, so any request could claim an API path; set api_paths: [] (API clients use the "
+                     "in-cluster address), or remove trusted_proxy_cidrs")
         return self
 
 
@@ -336,3 +498,12 @@ def identity_mode(sso: SSOConfig, langflow_tag: str, login: bool) -> Optional[Id
 def jwks_url(issuer_url: str) -> str:
     """Where Dex serves its signing keys (`<issuer>/keys`, as its discovery document says)."""
     return f"{issuer_url}/keys"
+
+
+def edge_warnings(sso: SSOConfig) -> list[str]:
+    """Allowed, and said in every preview: sign-ins kept in the cookie itself outlive signing out."""
+    if not sso.enabled or sso.oauth2_proxy.session_store != "cookie":
+        return []
+    return ["sso.oauth2_proxy.session_store is cookie: the session lives inside oauth2-proxy's cookie, so signing "
+            "out only clears the browser's copy; a copy of the cookie taken before keeps reaching Langflow until it "
+            "expires (--cookie-expire). session_store: redis makes signing out end it at once."]

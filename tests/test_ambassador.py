@@ -93,12 +93,19 @@ def test_on_langflow_1_6_a_job_makes_the_key_with_rights_to_that_secret_only(pro
     (container,) = pod["containers"]
     assert container["image"] == "langflowai/langflow:1.6.4"
     assert container["command"][:4] == ["python", "/ambassador-key/api_key.py", "--url", "http://langflow.langflow.svc:7860"]
-    assert container["command"][4:6] == ["--secret", "langflow/langflow-ambassador-key"]
+    assert container["command"][4:8] == ["--secret", "langflow/langflow-ambassador-key",
+                                         "--deployment", "langflow/langflow-ambassador"]
     assert env_of(job)["LANGFLOW_SUPERUSER"] == "admin"
     assert pod["serviceAccountName"] == "langflow-ambassador-key" and pod["automountServiceAccountToken"] is True
     (role,) = prod.of_type(ROLE)
+    # Its Secret, and the shared ambassador's Deployment, which it rolls onto a new key.
     assert role.inputs["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
-                                     "resourceNames": ["langflow-ambassador-key"], "verbs": ["get", "patch"]}]
+                                     "resourceNames": ["langflow-ambassador-key"], "verbs": ["get", "patch"]},
+                                    {"apiGroups": ["apps"], "resources": ["deployments"],
+                                     "resourceNames": ["langflow-ambassador"], "verbs": ["get", "patch"]}]
+    # Pulumi never sees that key: the Job sets the key's digest on the pod template, not Pulumi.
+    annotations = prod.named(DEPLOYMENT, "langflow-ambassador").inputs["spec"]["template"]["metadata"]["annotations"]
+    assert spec.KEY_DIGEST_ANNOTATION not in annotations and spec.KEY_JOB_DIGEST_ANNOTATION not in annotations
     # After Langflow serves, and named after its scripts and Secrets: the same Job is never run twice.
     depends = prod.options[(JOB, "langflow-ambassador-key")].depends_on
     assert any(getattr(d, "_name", "") == "langflow" for d in depends)
@@ -124,6 +131,34 @@ def test_on_langflow_1_7_and_later_the_key_is_generated_and_langflow_reads_it_fr
         assert secret_value(secret.inputs["stringData"]) == {"LANGFLOW_API_KEY": key}
 
 
+def test_on_langflow_1_7_a_new_key_rolls_the_ambassador_pods(newer, monkeypatch):
+    """HAProxy reads the key once, at start (an env var from the Secret): the pod templates carry its digest."""
+    import tests.program
+
+    def template(run):
+        return run.named(DEPLOYMENT, "langflow-ambassador").inputs["spec"]["template"]
+
+    def key_of(run):
+        return secret_value(run.named(SECRET, "langflow-ambassador-key-langflow").inputs["stringData"])["LANGFLOW_API_KEY"]
+
+    key = key_of(newer)
+    before = template(newer)
+    assert before["metadata"]["annotations"][spec.KEY_DIGEST_ANNOTATION] == spec.key_digest(key)
+    sidecar = newer.outputs["ambassador_sidecar"]
+    assert sidecar.value["pod_annotations"][spec.KEY_DIGEST_ANNOTATION] == spec.key_digest(key)
+    assert not sidecar.secret  # a digest of a random key tells nothing of it
+    monkeypatch.setattr(tests.program, "FAKE_PASSWORD", "another-generated-password-9876543210")
+    rotated = run(with_langflow("1.13.0", sidecar_namespaces=["reports"]))
+    new_key = key_of(rotated)
+    assert new_key != key
+    after = template(rotated)
+    assert after["metadata"]["annotations"] == {**before["metadata"]["annotations"],
+                                                spec.KEY_DIGEST_ANNOTATION: spec.key_digest(new_key)}
+    assert after["spec"] == before["spec"]  # the same pods, rolled onto the new key
+    assert rotated.outputs["ambassador_sidecar"].value["pod_annotations"][spec.KEY_DIGEST_ANNOTATION] == \
+        spec.key_digest(new_key)
+
+
 def test_the_sidecar_shape_is_an_output_with_its_config_beside_the_client(newer):
     sidecar = newer.outputs["ambassador_sidecar"].value
     assert sidecar["base_url"] == "http://127.0.0.1:15080" and sidecar["namespaces"] == ["reports"]
@@ -136,9 +171,10 @@ def test_the_sidecar_shape_is_an_output_with_its_config_beside_the_client(newer)
     # Only the client's own pod reaches it: its key never serves anyone else.
     assert "    bind 127.0.0.1:15080" in text and sidecar["pod_annotations"][spec.CONFIG_DIGEST_ANNOTATION] == spec.config_digest(text)
     assert sidecar["volume"] == {"name": spec.CONFIG_VOLUME, "configMap": {"name": "langflow-ambassador"}}
-    # The reports namespace reaches Langflow's port (its sidecar calls it), and nothing else.
+    # The reports namespace reaches Langflow's port (its sidecar calls it), and nothing else: with SSO on, the ingress
+    # controller reaches only oauth2-proxy.
     langflow = policies(newer)["langflow-langflow"]["ingress"]
-    assert namespace_peers(on_port(langflow)) == {"ingress-nginx", "reports"}
+    assert namespace_peers(on_port(langflow)) == {"reports"}
 
 
 def test_clients_call_the_ambassador_and_hold_no_key(prod):

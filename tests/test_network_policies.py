@@ -118,8 +118,9 @@ def test_prod_langflow_is_reached_only_through_the_edge(prod):
     assert pod_peers(langflow["ingress"], pods) == {
         "Deployment/langflow-oauth2-proxy", "Job/langflow-flow-sync-job", "Deployment/langflow-ambassador",
         "Job/langflow-ambassador-key"}
-    # The API paths go from the ingress controller straight to Langflow; no other namespace gets in.
-    assert namespace_peers(on_port(langflow["ingress"])) == {"ingress-nginx"}
+    # Every path, the API paths too, goes through oauth2-proxy: no namespace reaches Langflow's API port, not
+    # even the ingress controller's.
+    assert namespace_peers(on_port(langflow["ingress"])) == set()
     # Prometheus, from its namespace, on the metrics port only.
     assert namespace_peers(on_port(langflow["ingress"], 9090)) == {"monitoring"}
     assert not pod_peers(on_port(langflow["ingress"], 9090), pods)
@@ -128,9 +129,32 @@ def test_prod_langflow_is_reached_only_through_the_edge(prod):
     assert selected(proxy["podSelector"], pods) == {"Deployment/langflow-oauth2-proxy"}
     assert namespace_peers(proxy["ingress"]) == {"ingress-nginx"} and not pod_peers(proxy["ingress"], pods)
     assert {p["port"] for r in proxy["ingress"] for p in r["ports"]} == {4180}
-    # oauth2-proxy connects to Langflow, DNS and the issuer (the platform's ingress, as prod declares).
-    assert pod_peers(proxy["egress"], pods, "to") == {"Deployment/langflow"}
+    # oauth2-proxy connects to Langflow, its session store, DNS and the issuer (the platform's ingress, as prod
+    # declares).
+    assert pod_peers(proxy["egress"], pods, "to") == {"Deployment/langflow", "Deployment/langflow-oauth2-proxy-redis"}
+    assert {p["port"] for r in proxy["egress"] if pod_peers([r], pods, "to") == {
+        "Deployment/langflow-oauth2-proxy-redis"} for p in r["ports"]} == {6379}
     assert namespace_peers(proxy["egress"], "to") == {"kube-system", "ingress-nginx"}
+
+
+def test_prod_session_store_answers_only_oauth2_proxy(prod):
+    pods, found = workloads(prod), policies(prod)
+    redis = found["langflow-oauth2-proxy-redis"]
+    assert selected(redis["podSelector"], pods) == {"Deployment/langflow-oauth2-proxy-redis"}
+    assert redis["policyTypes"] == ["Ingress", "Egress"]
+    assert pod_peers(redis["ingress"], pods) == {"Deployment/langflow-oauth2-proxy"}
+    assert not namespace_peers(redis["ingress"]) and not any("ipBlock" in p for p in peers_from(redis["ingress"]))
+    assert {p["port"] for r in redis["ingress"] for p in r["ports"]} == {6379}
+    assert redis["egress"] == []  # Redis connects nowhere
+
+
+def test_the_cookie_session_store_has_no_redis_to_reach():
+    values = stack_values("prod")
+    values["sso"] = {**values["sso"], "oauth2_proxy": {"session_store": "cookie"}}
+    result = run(values, "prod")
+    found, pods = policies(result), workloads(result)
+    assert "langflow-oauth2-proxy-redis" not in found and "Deployment/langflow-oauth2-proxy-redis" not in pods
+    assert pod_peers(found["langflow-oauth2-proxy"]["egress"], pods, "to") == {"Deployment/langflow"}
 
 
 def test_prod_database_answers_only_langflow_and_its_jobs(prod):
@@ -138,10 +162,10 @@ def test_prod_database_answers_only_langflow_and_its_jobs(prod):
     database = found["langflow-database"]
     assert selected(database["podSelector"], pods) == {"StatefulSet/langflow-postgres"}
     clients = pod_peers(database["ingress"], pods)
-    # Langflow, its start-up Job, the bootstrap, the snapshot and backup Jobs: every pod but the proxy and itself.
+    # Langflow, its start-up Job, the bootstrap, the snapshot and backup Jobs: every pod but the edge's and itself.
     assert clients == set(pods) - {"StatefulSet/langflow-postgres", "Deployment/langflow-oauth2-proxy",
-                                   "Job/langflow-flow-sync-job", "Deployment/langflow-ambassador",
-                                   "Job/langflow-ambassador-key"}
+                                   "Deployment/langflow-oauth2-proxy-redis", "Job/langflow-flow-sync-job",
+                                   "Deployment/langflow-ambassador", "Job/langflow-ambassador-key"}
     assert {"Job/langflow-init", "Job/langflow-postgres-bootstrap", "CronJob/langflow-backups-scheduled"} <= clients
     assert {p["port"] for r in database["ingress"] for p in r["ports"]} == {5432}
     assert database["policyTypes"] == ["Ingress", "Egress"] and database["egress"] == []
@@ -199,11 +223,19 @@ def test_with_flows_restarting_the_pods_there_is_no_flow_sync_job():
     assert "langflow-flow-sync" not in found and on_port(found["langflow-langflow"]["ingress"]) == []
 
 
-def test_sso_without_api_paths_keeps_the_ingress_controller_away_from_langflow():
+@pytest.mark.parametrize("api_paths", [[], ["/api/v1/run/", "/api/v1/webhook/"]])
+def test_with_sso_the_ingress_controller_never_reaches_langflow(api_paths):
     values = stack_values("prod")
-    values["sso"] = {**values["sso"], "api_paths": []}
+    values["sso"] = {**values["sso"], "api_paths": api_paths}
     found = policies(run(values, "prod"))
     assert namespace_peers(on_port(found["langflow-langflow"]["ingress"])) == set()
+
+
+def test_without_sso_the_ingress_controller_reaches_langflow():
+    values = {**stack_values("dev"), "auth": {"enabled": True}, "ingress": {
+        "enabled": True, "hosts": [{"host": "langflow.example.com"}], "tls": {"mode": "secret", "secret_name": "t"}}}
+    found = policies(run(values, "dev"))
+    assert namespace_peers(on_port(found["langflow-langflow"]["ingress"])) == {"ingress-nginx"}
 
 
 def test_egress_opt_out_leaves_egress_open_and_ingress_closed():
@@ -211,7 +243,8 @@ def test_egress_opt_out_leaves_egress_open_and_ingress_closed():
     found = policies(run(values, "prod"))
     for name, spec in found.items():
         assert spec["policyTypes"] == ["Ingress"] and "egress" not in spec, name
-    assert namespace_peers(on_port(found["langflow-langflow"]["ingress"])) == {"ingress-nginx"}
+    assert namespace_peers(found["langflow-oauth2-proxy"]["ingress"]) == {"ingress-nginx"}
+    assert namespace_peers(on_port(found["langflow-langflow"]["ingress"])) == set()
 
 
 def test_network_policies_can_be_turned_off():

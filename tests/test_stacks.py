@@ -279,7 +279,8 @@ def test_every_image_deployed_is_pinned_annotated_and_exported(stack, request):
         assert workload.inputs["metadata"]["annotations"]["langflow.org/image"] == image, workload.name
         seen.add(image)
     assert seen == exported
-    assert len(exported) == (1 if stack == "dev" else 4)  # prod: Langflow, PostgreSQL, oauth2-proxy, HAProxy
+    # prod: Langflow, PostgreSQL, oauth2-proxy and its Redis, HAProxy
+    assert len(exported) == (1 if stack == "dev" else 5)
 
 
 def pinned_images(model: type, path: str = "") -> list[str]:
@@ -296,7 +297,8 @@ def pinned_images(model: type, path: str = "") -> list[str]:
 
 def test_every_image_in_config_refuses_moving_and_empty_tags():
     paths = pinned_images(LangflowStackConfig)
-    assert set(paths) == {"image", "database.postgresql.image", "sso.oauth2_proxy.image", "ambassador.image"}
+    assert set(paths) == {"image", "database.postgresql.image", "sso.oauth2_proxy.image", "sso.oauth2_proxy.redis.image",
+                          "ambassador.image"}
     for path in paths:
         for tag in ("latest", "", "stable", "17", "main"):
             values: dict = {}
@@ -318,7 +320,7 @@ def test_every_service_selects_pods_of_a_workload_that_has_its_own_await(stack, 
     templates = [r.inputs["spec"]["template"]["metadata"]["labels"]
                  for kind in ("Deployment", "StatefulSet") for r in run.of_type(f"kubernetes:apps/v1:{kind}")]
     services = run.of_type("kubernetes:core/v1:Service")
-    assert len(services) == (6 if stack == "prod" else 1)
+    assert len(services) == (7 if stack == "prod" else 1)
     for service in services:
         selector = service.inputs["spec"]["selector"]
         assert any(selector.items() <= labels.items() for labels in templates), (service.name, selector)

@@ -1,4 +1,4 @@
-"""The Ingress: TLS for every host, routed to oauth2-proxy with single sign-on, else to Langflow."""
+"""The Ingress: TLS for every host, every path routed to oauth2-proxy with single sign-on, else to Langflow."""
 
 from __future__ import annotations
 
@@ -21,20 +21,19 @@ class LangflowIngress(pulumi.ComponentResource):
         namespace: str,
         upload_limit_mb: int,
         front: tuple[str, int],
-        api: Optional[tuple[str, int]],
-        api_paths: list[str],
+        sso: bool,
         labels: dict[str, str],
         annotations: dict[str, str],
         depends_on: list[pulumi.Resource],
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
-        """`front`: the Service people reach (oauth2-proxy, or Langflow without SSO); `api`: Langflow's, for
-        `api_paths` past the sign-in (None: none)."""
+        """`front`: the Service every path goes to (oauth2-proxy with `sso`, which lets the API paths past the
+        sign-in; Langflow without)."""
         super().__init__("langflow:platform:Ingress", resource_name, None, opts)
         created = k8s.networking.v1.Ingress(
             resource_name,
-            **spec.ingress_manifest(app, namespace, ingress, upload_limit_mb=upload_limit_mb, front=front, api=api,
-                                    api_paths=api_paths, base_labels=labels, annotations=annotations),
+            **spec.ingress_manifest(app, namespace, ingress, upload_limit_mb=upload_limit_mb, front=front, sso=sso,
+                                    base_labels=labels, annotations=annotations),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on))
         self.hosts = [h.host for h in ingress.hosts]
         self.urls = [f"{'http' if ingress.tls.mode == 'none' else 'https'}://{h}" for h in self.hosts]

@@ -1,8 +1,10 @@
 """Decisions for the edge, as plain data: the Ingress, oauth2-proxy, and Dex's OAuth2Client.
 
-People come in through the Ingress; with single sign-on it sends them to
+People come in through the Ingress; with single sign-on it sends every path to
 oauth2-proxy, which signs them in with the platform's Dex and passes them on to
-Langflow. API clients with an API key take the API paths straight to Langflow.
+Langflow. On the API paths (`sso.api_paths`) oauth2-proxy signs no one in and
+Langflow's API-key check guards them. Sign-ins live in a Redis beside
+oauth2-proxy (`sso.oauth2_proxy.session_store`), so signing out ends them.
 """
 
 from __future__ import annotations
@@ -10,19 +12,31 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from decimal import Decimal
 from typing import Any, Optional
 
 from components.common import disruption_budget, object_metadata, service
+from settings import kube
 from settings.base import TrustedCA
-from settings.edge import IngressConfig, SSOConfig, jwks_url
+from settings.edge import CALLBACK_PATH, IngressConfig, RedisConfig, SSOConfig, jwks_url
 from settings.managed import TRUSTED_CA_VOLUME
 
 OAUTH2_PROXY_PORT = 4180
 # oauth2-proxy's own paths.
-CALLBACK_PATH = "/oauth2/callback"
 SIGN_OUT_PATH = "/oauth2/sign_out"
 CLIENT_SECRET_KEY = "client-secret"
 COOKIE_SECRET_KEY = "cookie-secret"
+# The session store: Redis, its password (the Secret's key, and oauth2-proxy's env), and its config file.
+REDIS_PORT = 6379
+REDIS_PASSWORD_KEY = "password"
+REDIS_CONFIG_KEY = "redis.conf"
+REDIS_CONFIG_DIR = "/etc/redis"
+REDIS_PASSWORD_ENV = "OAUTH2_PROXY_REDIS_PASSWORD"
+# The official image's `redis` user and group (its Dockerfile: useradd -u 999), and its working folder.
+REDIS_UID = 999
+REDIS_DATA_DIR = "/data"
+# Redis evicts (signs out) the sessions closest to expiry before its container meets the memory limit.
+REDIS_MEMORY_SHARE = 0.75
 # oauth2-proxy's image runs as this non-root user (distroless "nonroot").
 OAUTH2_PROXY_UID = 65532
 # Where oauth2-proxy finds the platform's CA bundle (trusted_ca).
@@ -75,10 +89,23 @@ def selector_labels(app: str) -> dict[str, str]:
 
 # --- oauth2-proxy ---------------------------------------------------------------------------
 
+def go_quote_meta(text: str) -> str:
+    """Go's regexp.QuoteMeta: every regexp metacharacter escaped, so the text matches itself (RE2 syntax)."""
+    return "".join(f"\\{c}" if c in "\\.+*?()|[]{}^$" else c for c in text)
+
+
+def skip_auth_route(path: str) -> str:
+    """oauth2-proxy's `--skip-auth-route` for one API path (a prefix): the path anchored at the start, its
+    metacharacters escaped. oauth2-proxy splits a route at its first `=` or `!=` (`METHOD=regex`), so `=` is
+    written `\\x3d`, which the regexp reads as `=`."""
+    return "^" + go_quote_meta(path).replace("=", "\\x3d")
+
+
 def oauth2_proxy_args(sso: SSOConfig, ingress: IngressConfig, upstream: str, *, per_user: bool = False,
-                      trusted_ca: Optional[TrustedCA] = None) -> list[str]:
-    """The flags, as oauth2-proxy reads them; the two secrets come from env (the Secret). `per_user`: Langflow
-    gets each person's ID token and makes them their own user."""
+                      trusted_ca: Optional[TrustedCA] = None, redis_url: Optional[str] = None) -> list[str]:
+    """The flags, as oauth2-proxy reads them; the secrets come from env (the Secrets). `per_user`: Langflow
+    gets each person's ID token and makes them their own user. `redis_url`: the session store's address
+    (required with `session_store: redis`)."""
     hosts = [h.host for h in ingress.hosts]
     proxy = sso.oauth2_proxy
     args = [
@@ -87,8 +114,6 @@ def oauth2_proxy_args(sso: SSOConfig, ingress: IngressConfig, upstream: str, *, 
         f"--client-id={sso.client_id}",
         f"--upstream={upstream}",
         f"--http-address=0.0.0.0:{OAUTH2_PROXY_PORT}",
-        # Behind the ingress: trust its X-Forwarded-* headers for the host and the client address.
-        "--reverse-proxy=true",
         "--skip-provider-button=true",
         "--code-challenge-method=S256",
         # Not a consent screen at every sign-in (oauth2-proxy asks Dex to force one by default).
@@ -104,6 +129,11 @@ def oauth2_proxy_args(sso: SSOConfig, ingress: IngressConfig, upstream: str, *, 
     # With several hosts the callback follows the request's host; only these may be redirected to.
     args += [f"--whitelist-domain={host}" for host in hosts]
     args += [f"--email-domain={domain}" for domain in proxy.email_domains]
+    args += forwarded_header_args(sso)
+    # The API paths: no sign-in, Langflow's API-key check guards them. oauth2-proxy still strips the headers it
+    # would set itself (--skip-auth-strip-headers, on by default), a client's Authorization among them per-user.
+    args += [f"--skip-auth-route={skip_auth_route(path)}" for path in sso.api_paths]
+    args += session_store_args(sso, redis_url)
     if per_user:
         args += [
             # `Authorization: Bearer <Dex ID token>` on every request to Langflow (a client's own is stripped).
@@ -114,6 +144,27 @@ def oauth2_proxy_args(sso: SSOConfig, ingress: IngressConfig, upstream: str, *, 
     if trusted_ca is not None:
         args += [f"--provider-ca-file={OAUTH2_PROXY_CA_DIR}/{trusted_ca.key}", "--use-system-trust-store=true"]
     return args
+
+
+def forwarded_header_args(sso: SSOConfig) -> list[str]:
+    """Whose X-Forwarded-* headers oauth2-proxy believes. It needs none: the redirect URL is fixed (or follows
+    the Host header, which the ingress passes on), cookies are secure whatever the scheme says. Without
+    `--reverse-proxy` it uses none of them, from anyone (oauth2-proxy's RequestScope.CanTrustForwardedHeaders);
+    with `trusted_proxy_cidrs` it uses them only from those addresses (`--trusted-proxy-ip`, never
+    `--trusted-ip`, which lets an address past the sign-in)."""
+    cidrs = sso.oauth2_proxy.trusted_proxy_cidrs
+    if not cidrs:
+        return []
+    return ["--reverse-proxy=true", *(f"--trusted-proxy-ip={cidr}" for cidr in cidrs)]
+
+
+def session_store_args(sso: SSOConfig, redis_url: Optional[str]) -> list[str]:
+    """Sessions in Redis: the cookie holds a ticket, signing out deletes the session (its password: env)."""
+    if sso.oauth2_proxy.session_store != "redis":
+        return []
+    if redis_url is None:
+        raise ValueError("session_store is redis: the session store's redis_url is required")
+    return ["--session-store-type=redis", f"--redis-connection-url={redis_url}"]
 
 
 def trusted_ca_volume(trusted_ca: TrustedCA) -> dict[str, Any]:
@@ -156,12 +207,17 @@ def external_auth_env(sso: SSOConfig) -> list[dict[str, Any]]:
     return [{"name": f"LANGFLOW_EXTERNAL_AUTH_{key}", "value": value} for key, value in values.items()]
 
 
-def oauth2_proxy_env(secret_name: str) -> list[dict[str, Any]]:
-    def from_secret(name: str, key: str) -> dict[str, Any]:
-        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
+def from_secret(name: str, secret_name: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
 
-    return [from_secret("OAUTH2_PROXY_CLIENT_SECRET", CLIENT_SECRET_KEY),
-            from_secret("OAUTH2_PROXY_COOKIE_SECRET", COOKIE_SECRET_KEY)]
+
+def oauth2_proxy_env(secret_name: str, redis_secret: Optional[str] = None) -> list[dict[str, Any]]:
+    """The client and cookie secrets; with the Redis session store, its password (from Redis' own Secret)."""
+    env = [from_secret("OAUTH2_PROXY_CLIENT_SECRET", secret_name, CLIENT_SECRET_KEY),
+           from_secret("OAUTH2_PROXY_COOKIE_SECRET", secret_name, COOKIE_SECRET_KEY)]
+    if redis_secret is not None:
+        env.append(from_secret(REDIS_PASSWORD_ENV, redis_secret, REDIS_PASSWORD_KEY))
+    return env
 
 
 def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, ingress: IngressConfig,
@@ -170,6 +226,7 @@ def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, i
                                      trusted_ca: Optional[TrustedCA] = None) -> dict[str, Any]:
     proxy = sso.oauth2_proxy
     name = oauth2_proxy_name(app)
+    redis = proxy.session_store == "redis"
 
     def probe(path: str, period: int) -> dict[str, Any]:
         return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 3,
@@ -178,8 +235,9 @@ def oauth2_proxy_deployment_manifest(app: str, namespace: str, sso: SSOConfig, i
     container = {
         "name": "oauth2-proxy",
         "image": proxy.image.reference(registry),
-        "args": oauth2_proxy_args(sso, ingress, upstream, per_user=per_user, trusted_ca=trusted_ca),
-        "env": oauth2_proxy_env(name),
+        "args": oauth2_proxy_args(sso, ingress, upstream, per_user=per_user, trusted_ca=trusted_ca,
+                                  redis_url=redis_url(app, namespace) if redis else None),
+        "env": oauth2_proxy_env(name, redis_name(app) if redis else None),
         "ports": [{"name": "http", "containerPort": OAUTH2_PROXY_PORT, "protocol": "TCP"}],
         "livenessProbe": probe("/ping", 20),
         "readinessProbe": probe("/ready", 5),
@@ -224,6 +282,103 @@ def pdb_manifest(app: str, namespace: str, base_labels: dict[str, str], annotati
                              selector_labels(app))
 
 
+# --- the session store: Redis ------------------------------------------------------------------
+
+def redis_name(app: str) -> str:
+    """The Deployment, Service and Secret of oauth2-proxy's session store."""
+    return f"{oauth2_proxy_name(app)}-redis"
+
+
+def redis_url(app: str, namespace: str) -> str:
+    return f"redis://{redis_name(app)}.{namespace}.svc:{REDIS_PORT}"
+
+
+def redis_selector_labels(app: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": redis_name(app)}
+
+
+def redis_labels(app: str, base: dict[str, str]) -> dict[str, str]:
+    return {**base, **redis_selector_labels(app), "app.kubernetes.io/component": "sso-session-store",
+            "app.kubernetes.io/part-of": "langflow", "app.kubernetes.io/managed-by": "pulumi"}
+
+
+def redis_config_file(password: str) -> str:
+    """The one secret setting, as a file in the Secret (never in the pod spec or the process' arguments)."""
+    return f"requirepass {password}\n"
+
+
+def redis_args(redis: RedisConfig) -> list[str]:
+    """redis-server's arguments: the password's file, then sessions in memory only (no snapshot, no append-only
+    file: losing them only signs people out), and room for them within the container's memory limit."""
+    args = ["redis-server", f"{REDIS_CONFIG_DIR}/{REDIS_CONFIG_KEY}", "--port", str(REDIS_PORT),
+            "--save", "", "--appendonly", "no"]
+    limit = redis.resources.get("limits", {}).get("memory")
+    if limit is not None:
+        # The sessions closest to their expiry go first (oauth2-proxy sets each one's expiry).
+        args += ["--maxmemory", str(int(kube.parse_quantity(limit) * Decimal(str(REDIS_MEMORY_SHARE)))),
+                 "--maxmemory-policy", "volatile-ttl"]
+    return args
+
+
+def redis_probe_command(port: int = REDIS_PORT) -> list[str]:
+    """Ready when Redis answers PONG to its password (REDISCLI_AUTH; redis-cli exits 0 even on NOAUTH)."""
+    return ["sh", "-c", f'test "$(redis-cli -h 127.0.0.1 -p {port} ping)" = PONG']
+
+
+def redis_deployment_manifest(app: str, namespace: str, redis: RedisConfig, registry: Optional[str],
+                              base_labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:
+    name = redis_name(app)
+    image = redis.image.reference(registry)
+    container = {
+        "name": "redis",
+        "image": image,
+        "args": redis_args(redis),
+        "env": [from_secret("REDISCLI_AUTH", name, REDIS_PASSWORD_KEY)],
+        "ports": [{"name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
+        "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 20, "timeoutSeconds": 3,
+                          "failureThreshold": 3},
+        "readinessProbe": {"exec": {"command": redis_probe_command()}, "periodSeconds": 5, "timeoutSeconds": 3,
+                           "failureThreshold": 3},
+        "resources": redis.resources,
+        "volumeMounts": [{"name": "config", "mountPath": REDIS_CONFIG_DIR, "readOnly": True},
+                         {"name": "data", "mountPath": REDIS_DATA_DIR}],
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
+    }
+    return {
+        "metadata": object_metadata(namespace, redis_labels(app, base_labels), annotations, name, image=image),
+        "spec": {
+            # One pod: sessions are not replicated, and a second Redis would not know the first one's.
+            "replicas": 1,
+            "selector": {"matchLabels": redis_selector_labels(app)},
+            "strategy": {"type": "Recreate"},
+            "template": {
+                "metadata": {"labels": {**redis_labels(app, base_labels), "app.kubernetes.io/version": redis.image.tag}},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": REDIS_UID, "runAsGroup": REDIS_UID,
+                                        "fsGroup": REDIS_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "config", "secret": {"secretName": name, "defaultMode": 0o440,
+                                                      "items": [{"key": REDIS_CONFIG_KEY, "path": REDIS_CONFIG_KEY}]}},
+                        # Nothing is written (no snapshots): Redis' working folder, on a read-only root.
+                        {"name": "data", "emptyDir": {"sizeLimit": "16Mi"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def redis_service_manifest(app: str, namespace: str, base_labels: dict[str, str],
+                           annotations: dict[str, str]) -> dict[str, Any]:
+    return service(object_metadata(namespace, redis_labels(app, base_labels), annotations, redis_name(app)),
+                   {"type": "ClusterIP", "selector": redis_selector_labels(app),
+                    "ports": [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis", "protocol": "TCP"}]})
+
+
 # --- Dex --------------------------------------------------------------------------------------
 
 def oauth2_client_object(sso: SSOConfig, ingress: IngressConfig, secret: Any) -> dict[str, Any]:
@@ -262,9 +417,10 @@ def ingress_annotations(ingress: IngressConfig, upload_limit_mb: int, sso: bool)
 
 
 def ingress_manifest(app: str, namespace: str, ingress: IngressConfig, *, upload_limit_mb: int,
-                     front: tuple[str, int], api: Optional[tuple[str, int]], api_paths: list[str],
-                     base_labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:
-    """`front`: where people go (oauth2-proxy with SSO, else Langflow); `api`: Langflow, for the API paths."""
+                     front: tuple[str, int], sso: bool, base_labels: dict[str, str],
+                     annotations: dict[str, str]) -> dict[str, Any]:
+    """Every path to `front`: oauth2-proxy with SSO (the API paths too: it lets them past the sign-in), else
+    Langflow."""
 
     def backend(service: tuple[str, int]) -> dict[str, Any]:
         return {"service": {"name": service[0], "port": {"number": service[1]}}}
@@ -272,13 +428,11 @@ def ingress_manifest(app: str, namespace: str, ingress: IngressConfig, *, upload
     rules = []
     for host in ingress.hosts:
         paths = [{"path": p.path, "pathType": p.path_type, "backend": backend(front)} for p in host.paths]
-        if api is not None:
-            paths = [{"path": p, "pathType": "Prefix", "backend": backend(api)} for p in api_paths] + paths
         rules.append({"host": host.host, "http": {"paths": paths}})
     spec: dict[str, Any] = {"ingressClassName": ingress.class_name, "rules": rules}
     if ingress.tls.mode != "none":
         spec["tls"] = [{"hosts": [h.host for h in ingress.hosts], "secretName": ingress.tls.secret_name}]
     meta = object_metadata(namespace, {**base_labels, "app.kubernetes.io/name": "langflow", "app.kubernetes.io/instance": app,
                                  "app.kubernetes.io/part-of": "langflow", "app.kubernetes.io/managed-by": "pulumi"},
-                     {**annotations, **ingress_annotations(ingress, upload_limit_mb, api is not None)}, app)
+                     {**annotations, **ingress_annotations(ingress, upload_limit_mb, sso)}, app)
     return {"metadata": meta, "spec": spec}

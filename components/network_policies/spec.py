@@ -58,9 +58,10 @@ class StackPods:
     langflow_clients: tuple[Pods, ...] = ()
     flow_sync: Optional[Pods] = None  # the Job that applies flows through Langflow's API
     oauth2_proxy: Optional[Pods] = None
+    session_store: Optional[Pods] = None  # oauth2-proxy's Redis: only oauth2-proxy reaches it
     oidc_issuer: Optional[EgressDestination] = None  # where oauth2-proxy signs people in
     langflow_to_issuer: bool = False  # Langflow fetches the issuer's keys (per-user SSO identity)
-    # The ingress controller sends traffic to oauth2-proxy (with SSO), and to Langflow where no sign-in sits in front.
+    # The ingress controller sends traffic to oauth2-proxy (with SSO: every path), else to Langflow.
     ingress_to_langflow: bool = False
     ingress_to_oauth2_proxy: bool = False
     database: Optional[DatabasePeer] = None
@@ -97,6 +98,8 @@ def stack_pods(config: LangflowStackConfig) -> StackPods:
     """The workloads the stack's config gives rise to, by the selector labels their components render."""
     app, sso, ingress = config.name, config.sso, config.ingress
     oauth2_proxy = Pods(edge_spec.selector_labels(app), edge_spec.OAUTH2_PROXY_PORT) if sso.enabled else None
+    session_store = (Pods(edge_spec.redis_selector_labels(app), edge_spec.REDIS_PORT)
+                     if sso.enabled and sso.oauth2_proxy.session_store == "redis" else None)
     jobs: dict[str, Pods] = {}
     if langflow_spec.init_job_needed(config):
         jobs["init"] = Pods(langflow_spec.init_selector_labels(config))
@@ -124,10 +127,11 @@ def stack_pods(config: LangflowStackConfig) -> StackPods:
         scrape_namespaces=tuple(metrics.scrape_namespaces) if metrics.enabled else (),
         flow_sync=flow_sync,
         oauth2_proxy=oauth2_proxy,
+        session_store=session_store,
         oidc_issuer=oidc_issuer_destination(config.network_policies, sso) if sso.enabled else None,
         langflow_to_issuer=langflow_spec.sso_per_user(config),
-        # With SSO on, only the API paths go past oauth2-proxy straight to Langflow.
-        ingress_to_langflow=ingress.enabled and (not sso.enabled or bool(sso.api_paths)),
+        # With SSO on, every path (the API paths too) goes through oauth2-proxy.
+        ingress_to_langflow=ingress.enabled and not sso.enabled,
         ingress_to_oauth2_proxy=ingress.enabled and sso.enabled,
         database=database_peer(config),
         database_jobs=jobs,
@@ -233,7 +237,13 @@ def network_policy_manifests(config: NetworkPoliciesConfig, pods: StackPods, *, 
         proxy_egress = [dns, to_langflow]
         if pods.oidc_issuer is not None:
             proxy_egress.append(_to(pods.oidc_issuer))
+        if pods.session_store is not None:
+            proxy_egress.append({"to": [_pods(pods.session_store)], "ports": _tcp(pods.session_store.port)})
         add(f"{app}-oauth2-proxy", _pods(pods.oauth2_proxy)["podSelector"], proxy_ingress, proxy_egress)
+        if pods.session_store is not None:
+            # oauth2-proxy's pods alone, on Redis' port; Redis connects nowhere.
+            add(f"{app}-oauth2-proxy-redis", _pods(pods.session_store)["podSelector"],
+                [{"from": [_pods(pods.oauth2_proxy)], "ports": _tcp(pods.session_store.port)}], [])
 
     if pods.flow_sync is not None:
         add(f"{app}-flow-sync", _pods(pods.flow_sync)["podSelector"], [], [dns, to_langflow])

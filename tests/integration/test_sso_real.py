@@ -11,6 +11,11 @@ The real engine deploys a stack with the Ingress and SSO on the local cluster. T
 Per-user identity (sso.identity) needs no cluster: Dex (https, from a private CA), oauth2-proxy and a real
 Langflow 1.13.0 run with what the decision functions generate, and each person Dex signs in is their own
 Langflow user, through the API and in Debian's headless Chromium.
+
+oauth2-proxy keeps its sessions in Debian's redis-server (the release the pinned image carries), started
+with the program's config file and arguments: signing out deletes the session, so a copy of the cookie
+stops reaching Langflow; the API paths take an API key and refuse a person's Dex token; forged
+X-Forwarded-* headers change nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -154,6 +160,60 @@ def sign_in(browser: Browser, url: str, user: str) -> tuple[int, str, str]:
                        data=urllib.parse.urlencode({"login": user, "password": PASSWORD}).encode())
 
 
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK)
+                                             else None)
+    if found is None:
+        reason = "Debian's redis-server is not installed (scripts/test.sh installs it)"
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+def redis_probe(port: int, password: str) -> bool:
+    """The pod's readiness probe, as the program writes it, against this host's port."""
+    from components.edge import spec as edge_spec
+
+    return subprocess.run(edge_spec.redis_probe_command(port), env={**os.environ, "REDISCLI_AUTH": password},
+                          capture_output=True, timeout=10).returncode == 0
+
+
+def session_store(tmp_path: Path, programs: list, config_file: str, password: str) -> tuple[int, str]:
+    """Debian's redis-server with the program's config file (the Secret's) and arguments; only the port, the
+    address and the working folder are this host's. Returns the port and the URL for oauth2-proxy. Stopped
+    with `programs`, also when the test fails."""
+    from components.edge import spec as edge_spec
+    from settings.edge import RedisConfig
+
+    port = free_port()
+    conf = tmp_path / edge_spec.REDIS_CONFIG_KEY
+    conf.write_text(config_file)
+    conf.chmod(0o600)
+    args = edge_spec.redis_args(RedisConfig())
+    assert args[:2] == ["redis-server", f"{edge_spec.REDIS_CONFIG_DIR}/{edge_spec.REDIS_CONFIG_KEY}"]
+    args[:2] = [redis_server_binary(), str(conf)]
+    args[args.index("--port") + 1] = str(port)
+    programs.append(start([*args, "--bind", "127.0.0.1", "--dir", str(tmp_path)], tmp_path / "redis.log"))
+    wait_until("redis-server", lambda: redis_probe(port, password), tmp_path / "redis.log", timeout=30)
+    # The probe checks the password, not only that something answers.
+    assert not redis_probe(port, password + "-wrong")
+    return port, f"redis://127.0.0.1:{port}"
+
+
+def redis_keys(port: int, password: str) -> int:
+    answer = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), "dbsize"], capture_output=True,
+                            text=True, env={**os.environ, "REDISCLI_AUTH": password}, timeout=10, check=True)
+    return int(answer.stdout.strip())
+
+
+def copied_cookie(browser: "Browser") -> str:
+    """oauth2-proxy's cookie, as someone who copied it from the browser would send it."""
+    cookies = [f"{c.name}={c.value}" for c in browser.cookies if c.name.startswith("_oauth2_proxy")]
+    assert cookies, [c.name for c in browser.cookies]
+    return "; ".join(cookies)
+
+
 @pytest.fixture
 def programs():
     """Processes a test starts: always stopped, even when it fails."""
@@ -197,6 +257,14 @@ def test_sign_in_through_oauth2_proxy_and_dex(toolchain_bin, local_cluster, tmp_
               client.get("/api/v1/namespaces/langflow-dev/secrets/langflow-oauth2-proxy")["data"].items()}
     clients = client.items("/apis/dex.coreos.com/v1/namespaces/cpaas-system/oauth2clients")
     assert [c["id"] for c in clients] == ["langflow"] and clients[0]["secret"] == secret["client-secret"]
+    # Sessions live in the stack's Redis; its Secret holds the password oauth2-proxy gets and the server's file.
+    redis = {k: base64.b64decode(v).decode() for k, v in
+             client.get("/api/v1/namespaces/langflow-dev/secrets/langflow-oauth2-proxy-redis")["data"].items()}
+    assert "--session-store-type=redis" in container["args"]
+    assert {"name": "OAUTH2_PROXY_REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {
+        "name": "langflow-oauth2-proxy-redis", "key": "password"}}} in container["env"]
+    # No X-Forwarded-* header is believed (no --reverse-proxy).
+    assert not any(a.startswith(("--reverse-proxy", "--trusted-ip")) for a in container["args"])
 
     upstream = http.server.ThreadingHTTPServer(("127.0.0.1", upstream_port), Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
@@ -219,6 +287,9 @@ def test_sign_in_through_oauth2_proxy_and_dex(toolchain_bin, local_cluster, tmp_
         wait_until("Dex", lambda: urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=2).status == 200,
                    tmp_path / "dex.log")
 
+        # The session store: Debian's redis-server with the file and password of the deployed Secret.
+        redis_port, redis_url = session_store(tmp_path, programs, redis["redis.conf"], redis["password"])
+
         # oauth2-proxy, exactly as deployed; only the addresses are this machine's.
         args = []
         for arg in container["args"]:
@@ -226,10 +297,13 @@ def test_sign_in_through_oauth2_proxy_and_dex(toolchain_bin, local_cluster, tmp_
                 arg = f"--upstream=http://127.0.0.1:{upstream_port}/"
             elif arg.startswith("--http-address="):
                 arg = f"--http-address=127.0.0.1:{proxy_http_port}"
+            elif arg.startswith("--redis-connection-url="):
+                arg = f"--redis-connection-url={redis_url}"
             args.append(arg)
         cert, key = issue_certificate(tmp_path, HOST, f"DNS:{HOST}", private_ca)
         args += ["--https-address=127.0.0.1:443", f"--tls-cert-file={cert}", f"--tls-key-file={key}"]
-        env = {"OAUTH2_PROXY_CLIENT_SECRET": secret["client-secret"], "OAUTH2_PROXY_COOKIE_SECRET": secret["cookie-secret"]}
+        env = {"OAUTH2_PROXY_CLIENT_SECRET": secret["client-secret"], "OAUTH2_PROXY_COOKIE_SECRET": secret["cookie-secret"],
+               "OAUTH2_PROXY_REDIS_PASSWORD": redis["password"]}
         programs.append(start([str(toolchain_bin / "oauth2-proxy"), *args], tmp_path / "oauth2-proxy.log", env))
         browser = Browser(private_ca[0], 443)
         # With a TLS certificate oauth2-proxy serves HTTPS only: ask its readiness there.
@@ -246,11 +320,18 @@ def test_sign_in_through_oauth2_proxy_and_dex(toolchain_bin, local_cluster, tmp_
         assert status == 200 and body == f"upstream says hello to {USER}", (status, url, body[:500])
         assert url == f"https://{HOST}/"
 
-        # Signed in, the session carries on; signing out ends it.
+        # Signed in, the session carries on, in Redis; a copy of the cookie works elsewhere too.
         assert browser.get(f"https://{HOST}/")[2] == f"upstream says hello to {USER}"
+        assert redis_keys(redis_port, redis["password"]) == 1
+        cookie, thief = copied_cookie(browser), Browser(private_ca[0], 443)
+        assert thief.get(f"https://{HOST}/", headers={"Cookie": cookie})[2] == f"upstream says hello to {USER}"
+        # Signing out ends it: in the browser, and for the copy (the session itself is gone from Redis).
         browser.get(f"https://{HOST}/oauth2/sign_out", follow=False)
         status, location, _ = browser.get(f"https://{HOST}/", follow=False)
         assert status == 302 and location.startswith(f"{issuer}/auth?"), (status, location)
+        assert redis_keys(redis_port, redis["password"]) == 0
+        status, location, body = thief.get(f"https://{HOST}/", follow=False, headers={"Cookie": cookie})
+        assert status == 302 and location.startswith(f"{issuer}/auth?"), (status, location, body[:300])
     finally:
         upstream.shutdown()
 
@@ -419,9 +500,11 @@ def test_each_person_is_their_own_langflow_user(toolchain_bin, tmp_path, private
         proxy_cert, proxy_key = issue_certificate(tmp_path, HOST, f"DNS:{HOST}", private_ca)
         (tmp_path / "trusted-ca").mkdir()
         (tmp_path / "trusted-ca" / "ca.crt").write_text(bundle)
+        redis_password = "redis-password-of-the-test"
+        _, redis_url = session_store(tmp_path, programs, edge_spec.redis_config_file(redis_password), redis_password)
         args = []
         for arg in edge_spec.oauth2_proxy_args(config.sso, config.ingress, "http://langflow:7860/", per_user=True,
-                                                trusted_ca=config.trusted_ca):
+                                                trusted_ca=config.trusted_ca, redis_url=redis_url):
             if arg.startswith("--upstream="):
                 arg = f"--upstream={langflow.base_url}/"
             elif arg.startswith("--http-address="):
@@ -431,7 +514,7 @@ def test_each_person_is_their_own_langflow_user(toolchain_bin, tmp_path, private
         assert "--pass-authorization-header=true" in args
         args += [f"--https-address=127.0.0.1:{proxy_port}", f"--tls-cert-file={proxy_cert}", f"--tls-key-file={proxy_key}"]
         env = {"OAUTH2_PROXY_CLIENT_SECRET": client_secret, "OAUTH2_PROXY_COOKIE_SECRET": base64.urlsafe_b64encode(
-            b"0" * 32).decode()}
+            b"0" * 32).decode(), "OAUTH2_PROXY_REDIS_PASSWORD": redis_password}
         programs.append(start([str(toolchain_bin / "oauth2-proxy"), *args], tmp_path / "oauth2-proxy.log", env))
         alice, bob = Browser(ca_cert, proxy_port), Browser(ca_cert, proxy_port)
         wait_until("oauth2-proxy", lambda: alice.get(f"https://{HOST}/ready")[0] == 200, tmp_path / "oauth2-proxy.log")
@@ -472,9 +555,7 @@ def test_each_person_is_their_own_langflow_user(toolchain_bin, tmp_path, private
         assert whoami_with(tampered(valid, email=BOB)) == 401
 
         # The superuser is a break-glass account: its password (the Secret's) works straight at Langflow.
-        status, token = langflow.request("/api/v1/login", "POST", urllib.parse.urlencode(
-            {"username": config.auth.superuser, "password": credentials["LANGFLOW_SUPERUSER_PASSWORD"]}).encode(),
-            {"Content-Type": "application/x-www-form-urlencoded"})
+        status, token = langflow.login(config.auth.superuser, credentials["LANGFLOW_SUPERUSER_PASSWORD"])
         assert status == 200, token
         status, admin = langflow.request("/api/v1/users/whoami",
                                          headers={"Authorization": f"Bearer {token['access_token']}"})
@@ -495,3 +576,210 @@ def test_each_person_is_their_own_langflow_user(toolchain_bin, tmp_path, private
         assert time.time() > expiry(expired) and whoami_with(expired) == 401
     finally:
         langflow.cleanup()
+
+
+# --- signing out, the API paths, forwarded headers ------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def proxy_args(config, upstream: str, http_port: int, redis_url: str, **options) -> list[str]:
+    """oauth2-proxy's flags as the program generates them; only the addresses are this host's."""
+    from components.edge import spec as edge_spec
+
+    args = []
+    for arg in edge_spec.oauth2_proxy_args(config.sso, config.ingress, "http://langflow:7860/", redis_url=redis_url,
+                                           **options):
+        if arg.startswith("--upstream="):
+            arg = f"--upstream={upstream}"
+        elif arg.startswith("--http-address="):
+            arg = f"--http-address=127.0.0.1:{http_port}"
+        args.append(arg)
+    return args
+
+
+@pytest.mark.langflow
+def test_signing_out_ends_the_session_and_api_paths_take_only_an_api_key(toolchain_bin, tmp_path, private_ca, programs):
+    """Real Dex, oauth2-proxy with the generated flags and its Redis, and Langflow 1.13.0 (per-user) serving the
+    repository's echo flow: a copied cookie reaches Langflow until the person signs out, and never after; on
+    /api/v1/run/ an API key works and a person's own Dex token does not."""
+    from components.edge import spec as edge_spec
+    from settings import load_settings
+    from verify.install import ensure_langflow
+    from verify.process import LangflowProcess
+    from verify.render import generated_credentials, render
+
+    dex_port, proxy_http_port = free_port(), free_port()
+    issuer = f"http://127.0.0.1:{dex_port}/dex"
+    settings = load_settings({
+        "image": {"repository": "langflowai/langflow", "tag": "1.13.0"},
+        "auth": {"enabled": True},
+        "ingress": {"enabled": True, "hosts": [{"host": HOST}], "tls": {"mode": "secret", "secret_name": "langflow-tls"}},
+        "sso": {"enabled": True, "issuer_url": issuer, "client_id": "langflow", "oauth2_proxy": {"replicas": 1},
+                "api_paths": ["/api/v1/run/"]},
+        "flows": {"source": "folder", "folder": "flows", "update": "restart"},
+    }, REPO)
+    config = settings.config
+    assert config.sso.oauth2_proxy.session_store == "redis"
+    assert "--skip-auth-route=^/api/v1/run/" in edge_spec.oauth2_proxy_args(config.sso, config.ingress, "http://x/",
+                                                                           redis_url="redis://r:6379")
+    credentials = generated_credentials(True)
+    container = render(settings, credentials)
+    assert container.env["LANGFLOW_EXTERNAL_AUTH_ENABLED"] == "true"  # per-user: Langflow takes Dex's tokens
+
+    client_secret = "client-secret-of-the-test"
+    registered = edge_spec.oauth2_client_object(config.sso, config.ingress, client_secret)
+    client = {key: registered[key] for key in ("id", "name", "secret", "redirectURIs")}
+    programs.append(start([str(toolchain_bin / "dex"), "serve", str(dex_config(
+        issuer, {"http": f"127.0.0.1:{dex_port}"}, [client], tmp_path))], tmp_path / "dex.log"))
+    wait_until("Dex", lambda: urllib.request.urlopen(f"{issuer}/keys", timeout=2).status == 200, tmp_path / "dex.log")
+    redis_password = "redis-password-of-the-test"
+    redis_port, redis_url = session_store(tmp_path, programs, edge_spec.redis_config_file(redis_password),
+                                          redis_password)
+
+    langflow = LangflowProcess(ensure_langflow("1.13.0", log=print), container, tmp_path)
+    try:
+        langflow.start()
+        langflow.wait_ready(container.startup_budget_seconds)
+        proxy_cert, proxy_key = issue_certificate(tmp_path, HOST, f"DNS:{HOST}", private_ca)
+        args = proxy_args(config, f"{langflow.base_url}/", proxy_http_port, redis_url, per_user=True)
+        args += ["--https-address=127.0.0.1:443", f"--tls-cert-file={proxy_cert}", f"--tls-key-file={proxy_key}"]
+        env = {"OAUTH2_PROXY_CLIENT_SECRET": client_secret, "OAUTH2_PROXY_REDIS_PASSWORD": redis_password,
+               "OAUTH2_PROXY_COOKIE_SECRET": base64.urlsafe_b64encode(b"1" * 32).decode()}
+        programs.append(start([str(toolchain_bin / "oauth2-proxy"), *args], tmp_path / "oauth2-proxy.log", env))
+        ca_cert = private_ca[0]
+        alice, thief, api = Browser(ca_cert, 443), Browser(ca_cert, 443), Browser(ca_cert, 443)
+        wait_until("oauth2-proxy", lambda: alice.get(f"https://{HOST}/ready")[0] == 200, tmp_path / "oauth2-proxy.log")
+        whoami = f"https://{HOST}/api/v1/users/whoami"
+
+        # Alice signs in; the session is in Redis, and a copy of her cookie is Alice to Langflow too.
+        status, _, body = sign_in(alice, whoami, ALICE)
+        assert status == 200 and json.loads(body)["username"] == ALICE, (status, body[:300], langflow.log_tail())
+        assert redis_keys(redis_port, redis_password) == 1
+        cookie = copied_cookie(alice)
+        status, _, body = thief.get(whoami, headers={"Cookie": cookie})
+        assert status == 200 and json.loads(body)["username"] == ALICE, (status, body[:300])
+
+        # She signs out: the session is deleted, and the copy no longer reaches Langflow (back to Dex).
+        alice.get(f"https://{HOST}/oauth2/sign_out", follow=False)
+        assert redis_keys(redis_port, redis_password) == 0
+        status, location, body = thief.get(whoami, follow=False, headers={"Cookie": cookie})
+        assert status == 302 and location.startswith(f"{issuer}/auth?"), (status, location, body[:300])
+        status, location, _ = thief.get(whoami, follow=False, headers={"Cookie": cookie, "Accept": "application/json"})
+        assert status in (302, 401) and status != 200
+
+        # The API paths: the superuser's API key (made straight at Langflow) runs the echo flow through the edge.
+        status, token = langflow.login(config.auth.superuser, credentials["LANGFLOW_SUPERUSER_PASSWORD"])
+        assert status == 200, token
+        status, key = langflow.create_api_key(token["access_token"], "edge-test")
+        assert status in (200, 201), key
+        run = f"https://{HOST}/api/v1/run/echo?stream=false"
+        as_json = {"Content-Type": "application/json"}
+        payload = json.dumps({"input_value": "ping through the edge", "input_type": "chat",
+                              "output_type": "chat"}).encode()
+        status, url, body = api.get(run, data=payload, follow=False, headers={**as_json, "x-api-key": key["api_key"]})
+        assert status == 200 and "ping through the edge" in body, (status, url, body[:300], langflow.log_tail())
+        # Without a key: Langflow's own refusal, not a sign-in (oauth2-proxy let the path through).
+        status, url, body = api.get(run, data=payload, follow=False, headers=as_json)
+        assert status in (401, 403) and url == run, (status, url, body[:300])
+        # A person's own Dex ID token: Langflow itself would take it on this path ...
+        dex_token = password_grant(issuer, "langflow", client_secret, ALICE, ssl.create_default_context())
+        bearer = {**as_json, "Authorization": f"Bearer {dex_token}"}
+        status, body = langflow.request("/api/v1/run/echo?stream=false", "POST", payload, bearer, timeout=120)
+        assert status == 200, (status, str(body)[:300])
+        # ... but through the edge it is stripped: refused.
+        status, url, body = api.get(run, data=payload, follow=False, headers=bearer)
+        assert status in (401, 403) and url == run, (status, url, body[:300])
+        # A protected path cannot pass for an API path with a forged X-Forwarded-Uri: off to Dex.
+        status, location, body = api.get(f"https://{HOST}/api/v1/flows/", follow=False,
+                                         headers={"X-Forwarded-Uri": "/api/v1/run/echo"})
+        assert status == 302 and location.startswith(f"{issuer}/auth?"), (status, location, body[:300])
+    finally:
+        langflow.cleanup()
+
+
+FORGED = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http", "X-Forwarded-For": "203.0.113.9",
+          "X-Real-IP": "203.0.113.9", "X-Forwarded-Uri": "/api/v1/run/forged"}
+
+
+def forged_request(port: int, path: str) -> tuple[int, str]:
+    """A request from 127.0.0.1 that claims, in X-Forwarded-* headers, another client, host, scheme and path."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path, headers={"Host": HOST, **FORGED})
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status, answer.getheader("Location") or ""
+    finally:
+        connection.close()
+
+
+def logged(log: Path, path: str) -> list[str]:
+    """oauth2-proxy's request log lines for `path` (client first, then the request id, user, time, host)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [line for line in log.read_text().splitlines() if f" {path} " in line]
+        if lines:
+            return lines
+        time.sleep(0.2)
+    pytest.fail(f"no log line for {path}:\n{log.read_text()[-2000:]}")
+
+
+def test_forged_forwarded_headers_change_nothing(toolchain_bin, tmp_path, programs):
+    """oauth2-proxy with the generated flags believes no X-Forwarded-* header: a forged host, scheme, client
+    address or path changes neither the redirect, nor what it logs, nor which paths skip the sign-in. With
+    `trusted_proxy_cidrs` it believes them from those addresses alone."""
+    from components.edge import spec as edge_spec
+    from settings.loader import parse_config
+
+    dex_port = free_port()
+    issuer = f"http://127.0.0.1:{dex_port}/dex"
+    ingress = {"enabled": True, "hosts": [{"host": HOST}], "tls": {"mode": "secret", "secret_name": "langflow-tls"}}
+    sso = {"enabled": True, "issuer_url": issuer, "client_id": "langflow", "api_paths": ["/api/v1/run/"]}
+    default = parse_config({"ingress": ingress, "sso": sso, "auth": {"enabled": True}})
+    client = {key: value for key, value in edge_spec.oauth2_client_object(default.sso, default.ingress, "s").items()
+              if key in ("id", "name", "secret", "redirectURIs")}
+    programs.append(start([str(toolchain_bin / "dex"), "serve", str(dex_config(
+        issuer, {"http": f"127.0.0.1:{dex_port}"}, [client], tmp_path))], tmp_path / "dex.log"))
+    wait_until("Dex", lambda: urllib.request.urlopen(f"{issuer}/keys", timeout=2).status == 200, tmp_path / "dex.log")
+    _, redis_url = session_store(tmp_path, programs, edge_spec.redis_config_file("p"), "p")
+    env = {"OAUTH2_PROXY_CLIENT_SECRET": "s", "OAUTH2_PROXY_REDIS_PASSWORD": "p",
+           "OAUTH2_PROXY_COOKIE_SECRET": base64.urlsafe_b64encode(b"2" * 32).decode()}
+
+    def proxy(name: str, config) -> tuple[int, Path]:
+        port, log = free_port(), tmp_path / f"oauth2-proxy-{name}.log"
+        upstream = f"http://127.0.0.1:{free_port()}/"  # never reached: nothing here signs in
+        programs.append(start([str(toolchain_bin / "oauth2-proxy"), *proxy_args(config, upstream, port, redis_url)],
+                              log, env))
+        wait_until(f"oauth2-proxy ({name})", lambda: forged_request(port, "/ping")[0] == 200, log)
+        return port, log
+
+    # The generated flags: no --reverse-proxy, so oauth2-proxy does not warn that it trusts everyone.
+    port, log = proxy("default", default)
+    assert "--reverse-proxy is enabled but no --trusted-proxy-ip" not in log.read_text()
+    status, location = forged_request(port, "/projects/one")
+    assert status == 302 and location.startswith(f"{issuer}/auth?"), (status, location)
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
+    assert query["redirect_uri"] == [f"https://{HOST}/oauth2/callback"]
+    assert "evil.example" not in urllib.parse.unquote(location)
+    (line,) = logged(log, "/projects/one")
+    # The direct peer (its address and port), the request's own Host.
+    assert line.startswith("127.0.0.1:") and f" {HOST} " in line, line
+    assert "203.0.113.9" not in line and "evil.example" not in line, line
+    # The forged X-Forwarded-Uri names an API path: the real path still needs the sign-in.
+    assert forged_request(port, "/api/v1/flows/")[0] == 302
+
+    # Declared proxies: their headers are believed (the client address in the log), and nobody else's.
+    trusting = parse_config({"ingress": ingress, "auth": {"enabled": True},
+                             "sso": {**sso, "api_paths": [], "oauth2_proxy": {"trusted_proxy_cidrs": ["127.0.0.1/32"]}}})
+    port, log = proxy("trusting", trusting)
+    forged_request(port, "/projects/two")
+    (line,) = logged(log, "/projects/two")
+    assert line.startswith("203.0.113.9 "), line
+    elsewhere = parse_config({"ingress": ingress, "auth": {"enabled": True},
+                              "sso": {**sso, "api_paths": [], "oauth2_proxy": {"trusted_proxy_cidrs": ["10.0.0.0/8"]}}})
+    port, log = proxy("elsewhere", elsewhere)
+    status, location = forged_request(port, "/projects/three")
+    assert status == 302 and "evil.example" not in urllib.parse.unquote(location)
+    (line,) = logged(log, "/projects/three")
+    assert line.startswith("127.0.0.1:") and "203.0.113.9" not in line and "evil.example" not in line, line

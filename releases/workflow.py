@@ -19,6 +19,7 @@ from pulumi import automation as auto
 from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 
 from releases import processes
+from releases.kept import kept_summary
 from releases.database import CONFIRMATION, RestoreFailed, StackDatabase, require_backups
 from releases.history import (
     RECOVERY_SUMMARY, ReleaseError, ReleaseRecord, SchemaRollback, Update, compose_message, live_release,
@@ -291,10 +292,13 @@ class StackReleases:
         return [str(self.project_dir / "policy")]
 
     def destroy(self) -> None:
-        """`make destroy`: every resource but the protected ones (the data volume, its namespace)."""
+        """`make destroy`: every resource but the protected ones and what they depend on (releases/kept.py), then
+        what stays, said."""
         self.recover()
         self._run(lambda: self.stack.destroy(exclude_protected=True, on_output=self.out, color="never",
                                              message=_with_recovery("make destroy", self.recovered)))
+        for line in kept_summary(self.stack.export_stack().deployment or {}):
+            self.out(line)
 
     def _run(self, operation: Callable[[], Any], *, lock_cleared: bool = False) -> Any:
         probe = self._api_server_probe()

@@ -3,20 +3,30 @@
 # with CI=true a toolchain that cannot be built fails the run instead of skipping tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if bin_out=$(bash toolchain/build.sh); then
-  export LANGFLOW_TOOLCHAIN_BIN=$(tail -n 1 <<<"$bin_out")
-elif [ "${CI:-}" = true ]; then
-  echo "error: the toolchain could not be built (see above); CI does not skip integration tests" >&2
-  exit 1
-else
-  echo "warning: no toolchain: integration tests will be skipped (CI=true makes this an error)" >&2
-fi
+# built <variable> <what> <script>: the script builds (or reuses) a tool and prints its folder last; without it
+# the tests that need it skip, and with CI=true the run fails instead.
+built() {
+  local out
+  if out=$(bash "$3"); then
+    export "$1=$(tail -n 1 <<<"$out")"
+  elif [ "${CI:-}" = true ]; then
+    echo "error: $2 could not be built (see above); CI does not skip the tests that need it" >&2
+    exit 1
+  else
+    echo "warning: no $2: the tests that need it will be skipped (CI=true makes this an error)" >&2
+  fi
+}
+built LANGFLOW_TOOLCHAIN_BIN "the toolchain" toolchain/build.sh
+# checkov's own virtualenv (scanner/requirements.txt, cached outside the repo), for tests/test_scanner.py.
+built LANGFLOW_SCANNER_VENV "checkov's virtualenv" scripts/scanner-venv.sh
 # Debian's packages the real-program tests run: PostgreSQL (the real-Langflow tests' scratch servers),
-# HAProxy (the ambassador, the release its pinned image carries) and headless Chromium with its driver (the
-# single sign-on test in a real browser).
+# HAProxy (the ambassador, the release its pinned image carries), Redis (oauth2-proxy's session store, the
+# release its pinned image carries) and headless Chromium with its driver (the single sign-on test in a real
+# browser).
 packages=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || packages+=(postgresql)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || packages+=(haproxy)
+command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || packages+=(redis-server)
 [ -x /usr/bin/chromium ] || packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
 if [ ${#packages[@]} -gt 0 ]; then

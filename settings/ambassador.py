@@ -15,8 +15,8 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from settings import kube
-from settings.base import PinnedImage, Quantity, StrictModel, at, moving_tag, valid, version_before
+from settings.syntax import host_name_problem
+from settings.base import PinnedImage, Quantity, StrictModel, at, valid, version_before, whole_version
 from settings.managed import CONTAINER_PORT
 from settings.network import namespace_list
 
@@ -43,10 +43,7 @@ class HAProxyImage(PinnedImage):
     @classmethod
     def _tag(cls, value: str) -> str:
         # HAProxy's official image is tagged by version; 2.2 or later has `http-error` and `retry-on`.
-        match = re.match(r"^(\d+)\.(\d+)\.\d+", value)
-        if not match:
-            raise ValueError(moving_tag(value, "is not a whole version (X.Y.Z)", HAPROXY_DEFAULT_TAG))
-        if (int(match[1]), int(match[2])) < (2, 4):
+        if whole_version(value, HAPROXY_DEFAULT_TAG) < (2, 4):
             raise ValueError(f"HAProxy {value} is too old (the generated config needs 2.4 or later, for JSON error "
                              f"bodies and the Prometheus exporter); use e.g. {HAPROXY_DEFAULT_TAG}")
         return value
@@ -157,7 +154,8 @@ class AmbassadorConfig(StrictModel):
     @classmethod
     def _paths(cls, value: list[str]) -> list[str]:
         for index, path in enumerate(value):
-            if not re.fullmatch(r"/api/[A-Za-z0-9._~/-]*/", path) or "//" in path:
+            # No dot segments: a prefix is compared as written (the ambassador refuses such request paths anyway).
+            if not re.fullmatch(r"/api/[A-Za-z0-9._~/-]*/", path) or "//" in path or re.search(r"/\.{1,2}/", path):
                 raise at(f"[{index}]", f"{path!r}: give a prefix of Langflow's API ending in /, e.g. /api/v1/run/")
         if not value:
             raise ValueError("at least one path is required, e.g. [/api/v1/run/]")
@@ -166,7 +164,7 @@ class AmbassadorConfig(StrictModel):
     @field_validator("cluster_domain")
     @classmethod
     def _domain(cls, value: str) -> str:
-        return valid(value, kube.dns_subdomain_problem(value, "cluster domain"))
+        return valid(value, host_name_problem(value, "cluster domain", "cluster.local"))
 
     _client_namespaces = field_validator("client_namespaces", "sidecar_namespaces")(
         classmethod(lambda cls, value: namespace_list(value)))

@@ -8,16 +8,13 @@ in settings/validation.py.
 
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 from pydantic import Field, field_validator
 
-from settings.base import Quantity, StrictModel, VolumeConfig
+from settings.base import Quantity, StrictModel, VolumeConfig, valid
+from settings.cron import schedule_problem
 
-# Five fields (minute hour day-of-month month day-of-week), or one of the macros Kubernetes accepts.
-CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?-]+$")
 
 
 def backups_claim_name(app: str) -> str:
@@ -44,7 +41,10 @@ class BackupsConfig(StrictModel):
     snapshots_kept: int = Field(3, ge=1, le=50, description="Snapshots taken before releases that are kept.")
     schedule: Optional[str] = Field(
         "0 3 * * *",
-        description="Cron schedule (UTC) of scheduled backups, or null for none.",
+        description="Cron schedule (UTC) of scheduled backups, as the Kubernetes API server parses it: five fields "
+        "(minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC, day of week 0-6 or SUN-SAT; lists, "
+        "ranges, steps, `?`), a macro (`@daily`, `@weekly`, ...) or `@every <duration>` (at least 1m). No time "
+        "zone in it, and never one that cannot fire (the 31st of February). Null: none.",
     )
     scheduled_kept: int = Field(7, ge=1, le=365, description="Scheduled backups that are kept.")
     volume: BackupVolume = Field(default_factory=BackupVolume, description="The backup volume (never the data volume).")
@@ -52,13 +52,10 @@ class BackupsConfig(StrictModel):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: Optional[str]) -> Optional[str]:
-        if value is None or value in CRON_MACROS:
+        if value is None:
             return value
-        fields = value.split()
-        if len(fields) != 5 or not all(CRON_FIELD.match(f) for f in fields):
-            raise ValueError(f"{value!r} is not a cron schedule: five fields (minute hour day month weekday), "
-                             "e.g. '0 3 * * *' for 03:00 UTC daily, or @daily; null turns scheduled backups off")
-        return value
+        problem = schedule_problem(value)
+        return valid(value, f"{problem}; null turns scheduled backups off" if problem else None)
 
 
 def backup_engine(backups: BackupsConfig, database) -> Optional[str]:

@@ -125,6 +125,14 @@ def pinned_tag_problem(tag: str, example: str) -> Optional[str]:
     return None
 
 
+def whole_version(tag: str, example: str, *, v_prefix: bool = False) -> tuple[int, int]:
+    """(major, minor) of a release tag `X.Y.Z...` (`vX.Y.Z...` allowed with `v_prefix`); else the ValueError."""
+    match = re.match(r"^v?(\d+)\.(\d+)\.\d+" if v_prefix else r"^(\d+)\.(\d+)\.\d+", tag)
+    if not match:
+        raise ValueError(moving_tag(tag, f"is not a whole version ({'vX.Y.Z' if v_prefix else 'X.Y.Z'})", example))
+    return int(match[1]), int(match[2])
+
+
 def moving_tag(tag: str, reason: str, example: str) -> str:
     return (f"{tag!r} is a moving tag: it {reason}, so the same config could deploy different code and a "
             f"rollback could not restore a release; pin a version such as {example} (and a digest for prod)")

@@ -9,13 +9,13 @@ live in settings/validation.py.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Literal, Optional
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from settings import kube
+from settings.syntax import host_name_problem, is_ip_literal
 from settings.base import IMAGE_DIGEST, PinnedImage, moving_tag, pinned_tag_problem, Quantity, StrictModel, VolumeConfig, at, valid
 
 # Names Langflow's role and database get: what PostgreSQL accepts unquoted, at most 63 bytes.
@@ -38,14 +38,6 @@ def data_claim_name(app: str) -> str:
 def postgres_major(tag: str) -> Optional[int]:
     match = re.match(r"^(\d+)(\.\d+)?([-_.].*)?$", tag)
     return int(match.group(1)) if match else None
-
-
-def is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
 
 
 class PostgresImage(PinnedImage):
@@ -171,10 +163,11 @@ class ExternalConfig(StrictModel):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
-        if is_ip_address(value):
+        if is_ip_literal(value):
             return value
-        if not kube.DNS_SUBDOMAIN.match(value) or len(value) > 253:
-            raise ValueError(f"{value!r} is not a host name or IP address; write e.g. db.example.com (no scheme, no port)")
+        problem = host_name_problem(value, "host name", "db.example.com")
+        if problem:
+            raise ValueError(f"{problem}, or an IP address (no scheme, no port)")
         return value
 
     @model_validator(mode="after")

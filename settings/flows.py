@@ -257,7 +257,12 @@ def load_flow_folder(project_dir: Path, folder: str) -> list[FlowFile]:
     """Read and validate every flow file in `folder` (relative to the project); raise FlowError naming each bad file."""
     shown = folder.rstrip("/")
     root = project_dir.resolve()
-    path = (project_dir / folder).resolve()
+    try:
+        path = (project_dir / folder).resolve()
+        path.is_dir()
+    except OSError as error:  # a name the file system refuses (too long, ...)
+        raise FlowError([f"{config_key('flows.folder')}: {folder[:40]!r}... cannot be opened ({error.strerror}); "
+                         "give the folder of the flows in the project, e.g. flows"]) from None
     if not path.is_relative_to(root):
         raise FlowError([f"{config_key('flows.folder')}: {folder!r} leads outside the project (to {path}); what "
                          "deploys must be what is in git, so keep the flows inside the project"])
@@ -283,6 +288,9 @@ def load_flow_folder(project_dir: Path, folder: str) -> list[FlowFile]:
             problems.append(f"{where}: {error}")
             continue
         found = flow_problems(document)
+        if not isinstance(document, dict):  # flow_problems said so; nothing more can be read from it
+            problems += [f"{where}: {p}" for p in found]
+            continue
         flow_id = canonical_uuid(document.get("id"))
         stem_id = file.stem if canonical_uuid(file.stem) == file.stem else None
         if stem_id and flow_id and stem_id != flow_id:

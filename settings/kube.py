@@ -19,13 +19,13 @@ is itself a problem to report.
 from __future__ import annotations
 
 import functools
-import json
 import posixpath
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterator, Optional
 
 from settings.managed import CONTAINER_NAME
+from settings.syntax import with_character
 
 # The Kubernetes minor version whose API schema pass-through objects are checked
 # against; kubernetes-validate is pinned to the release that carries it.
@@ -48,7 +48,8 @@ def _name_problem(value: Any, what: str, pattern: re.Pattern, limit: int, chars:
     if not isinstance(value, str) or not value:
         return f"a {what} is required ({chars}, at most {limit})"
     if len(value) > limit or not pattern.match(value):
-        return f"{value!r} is not a valid {what}: use at most {limit} {chars}, starting and ending with a letter or digit"
+        return with_character(f"{value!r} is not a valid {what}: use at most {limit} {chars}, starting and ending with "
+                              "a letter or digit", value)
     return None
 
 
@@ -122,7 +123,8 @@ def _plain_key(key: Any) -> bool:
 
 def key_path(key: Any) -> str:
     """How a map key joins a config path, as `pulumi config set --path` spells it: `.name` or `["a.b/c"]`."""
-    return f".{key}" if _plain_key(key) else f"[{json.dumps(key)}]"
+    # Pulumi's property paths quote a key in double quotes, with `\"` its only escape (ParsePropertyPath).
+    return f".{key}" if _plain_key(key) else '["' + str(key).replace('"', '\\"') + '"]'
 
 
 def safe_label_value(text: str) -> Optional[str]:

@@ -8,6 +8,7 @@ program registers any resource.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Mapping
 
 from pydantic import ValidationError
@@ -124,8 +125,72 @@ def parse_partial(values: Mapping[str, Any]) -> tuple[PartialConfig, list[tuple[
     except ValidationError as error:
         problems = describe_validation_error(error)
         failed = {item["loc"][0] for item in error.errors() if item["loc"]}
+        problems += _hidden_problems(values, error, problems)
     valid = {k: v for k, v in values.items() if k not in failed}
     return PartialConfig(LangflowStackConfig.model_validate(valid), failed), problems
+
+
+# A section's own cross-key checks (pydantic's model validators) run only once all its fields are valid, so a bad
+# value would hide them: a short password hid token lifetimes in the wrong order. Each pass takes the values that
+# failed out (their defaults stand in) and validates again; what it finds elsewhere is reported too, but never a
+# follow-up of taking a value out: a problem above a value taken out, or one that names it.
+HIDDEN_PASSES = 4
+
+
+def _without(values: Any, loc: tuple[Any, ...]) -> Any:
+    """`values` without the value at `loc` (a copy; unchanged where `loc` leads nowhere)."""
+    if not loc:
+        return values
+    head, rest = loc[0], loc[1:]
+    if isinstance(values, dict) and head in values:
+        return ({k: v for k, v in values.items() if k != head} if not rest
+                else {**values, head: _without(values[head], rest)})
+    if isinstance(values, list) and isinstance(head, int) and 0 <= head < len(values) and rest:
+        return [*values[:head], _without(values[head], rest), *values[head + 1:]]
+    return values
+
+
+def _hidden_problems(values: dict[str, Any], error: ValidationError,
+                     reported: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    seen = {path for path, _ in reported}
+    taken_out: list[str] = []
+    for _ in range(HIDDEN_PASSES):
+        for item in error.errors():
+            loc = tuple(item["loc"]) + _sub_path(item)
+            values = _without(values, loc)
+            taken_out.append(_path(loc))
+
+        def follow_up(path: str, message: str) -> bool:
+            under_seen = any(path == old or path.startswith((old + ".", old + "[")) for old in seen)
+            above = any(out == path or out.startswith((path + ".", path + "[")) for out in taken_out)
+            names = {re.split(r"[.\[]", out)[-1].strip('"]') for out in taken_out}
+            named = any(len(name) > 2 and re.search(rf"\b{re.escape(name)}\b", message) for name in names)
+            return under_seen or above or named
+
+        try:
+            LangflowStackConfig.model_validate(values)
+            return found
+        except ValidationError as again:
+            new = [(path, message) for path, message in describe_validation_error(again)
+                   if not follow_up(path, message)]
+            if not new:
+                return found
+            found += new
+            seen |= {path for path, _ in new}
+            error = again
+    return found
+
+
+def _sub_path(item: Any) -> tuple[Any, ...]:
+    """The key below the failing model that an `at_path` error names (`tls.secret_name`, `[2]`)."""
+    if item["type"] != "at_path":
+        return ()
+    parts: list[Any] = []
+    for part in re.findall(r'\[(\d+)\]|\["((?:[^"\\]|\\")*)"\]|([^.\[\]]+)', (item.get("ctx") or {}).get("path", "")):
+        index, quoted, plain = part
+        parts.append(int(index) if index else quoted.replace('\\"', '"') if quoted else plain)
+    return tuple(parts)
 
 
 def collect_problems(values: Mapping[str, Any]) -> tuple[PartialConfig, list[tuple[str, str]]]:

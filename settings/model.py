@@ -35,6 +35,7 @@ from settings.database import DatabaseConfig
 from settings.edge import IngressConfig, SSOConfig
 from settings.network import NetworkPoliciesConfig
 from settings.managed import MANAGED_PATHS, STARTUP_BUDGET_SECONDS
+from settings.syntax import expansion_problem, odd_character, with_character
 
 LANGFLOW_DEFAULT_TAG = "1.6.4"
 # The Langflow releases `make verify` proves in CI (verify/locks/): the platform's default and
@@ -46,6 +47,9 @@ SUPPORTED_RANGE_TEXT = "1.6.0 to 1.13.x"
 # a stolen token would stay valid for longer than any sane session.
 MAX_ACCESS_TOKEN_SECONDS = 24 * 3600
 MAX_REFRESH_TOKEN_SECONDS = 365 * 24 * 3600
+# `<name>-postgres-bootstrap-<8 hex>` is the longest object name the program makes; a Job's name becomes its
+# pods' `job-name` label (63 characters at most). tests/test_stacks.py checks every name at this length.
+MAX_NAME_LENGTH = 35
 
 
 class ImageConfig(PinnedImage):
@@ -238,7 +242,7 @@ class AuthConfig(StrictModel):
     @field_validator("superuser")
     @classmethod
     def _superuser(cls, value: str) -> str:
-        return not_blank(value, "admin")
+        return valid(not_blank(value, "admin"), expansion_problem(value))
 
     @field_validator("superuser_password")
     @classmethod
@@ -313,6 +317,8 @@ class FlowsConfig(StrictModel):
     @classmethod
     def _folder(cls, value: str) -> str:
         not_blank(value, "flows")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError(with_character(f"{value!r}: a folder name holds no control characters; e.g. flows", value))
         if value.startswith("/") or ".." in re.split(r"[/\\]", value):
             raise ValueError(f"{value!r}: give a folder inside the project, relative to its root, e.g. flows")
         return value
@@ -321,6 +327,8 @@ class FlowsConfig(StrictModel):
     @classmethod
     def _mount_path(cls, value: str) -> str:
         not_blank(value, "/app/flows")
+        valid(value, expansion_problem(value) or (with_character(f"{value!r}: use a plain path, e.g. /app/flows", value)
+                                                   if odd_character(value) else None))
         clash = [p for p in MANAGED_PATHS if kube.paths_overlap(p, value)]
         if not value.startswith("/") or clash or kube.normal_path(value) in {"/", "/app"}:
             reason = f"it overlaps {clash[0]}, which the program mounts" if clash else "it must be an absolute folder"
@@ -347,6 +355,11 @@ class FlowsConfig(StrictModel):
             raise at("folder", "only used when flows.source is 'folder'; remove it or set flows.source: folder")
         if self.source == "none" and "mount_path" in self.model_fields_set:
             raise at("mount_path", "not used when flows.source is 'none'; remove it")
+        if self.source == "none" and "default_flow" in self.model_fields_set:
+            raise at("default_flow", "not used when flows.source is 'none' (there are no flows to run); remove it")
+        if self.source != "folder" and "update" in self.model_fields_set:
+            raise at("update", "only used with flows.source: folder (flows from git, synced or rolled out); remove it "
+                     "or set flows.source: folder")
         return self
 
 
@@ -408,7 +421,9 @@ class LangflowStackConfig(StrictModel):
     )
     name: str = Field(
         "langflow",
-        description="Base name of the Kubernetes objects (Deployment, Service, volume, ...).",
+        description=f"Base name of the Kubernetes objects (Deployment, Service, volume, ...): at most "
+        f"{MAX_NAME_LENGTH} characters, so that the longest name made from it (the database bootstrap Job's, "
+        "with Pulumi's 8-character suffix) stays within the 63 characters Kubernetes allows in the Job's label.",
     )
     image: ImageConfig = Field(default_factory=ImageConfig, description="The Langflow image.")
     replicas: int = Field(1, ge=1, le=20, description="Pod count. SQLite allows exactly one.")
@@ -481,8 +496,9 @@ class LangflowStackConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not kube.DNS_LABEL.match(value) or not value[:1].isalpha() or len(value) > 40:
-            raise ValueError(
-                f"{value!r}: use at most 40 lowercase letters, digits and '-', starting with a letter, e.g. langflow"
-            )
+        if not kube.DNS_LABEL.match(value) or not value[:1].isalpha() or len(value) > MAX_NAME_LENGTH:
+            raise ValueError(with_character(
+                f"{value!r}: use at most {MAX_NAME_LENGTH} lowercase letters, digits and '-', starting with a letter "
+                "(the longest name made from it, a Job's with Pulumi's suffix, must stay within the 63 characters of "
+                "a label), e.g. langflow", value))
         return value

@@ -17,7 +17,8 @@ from pydantic import Field, field_validator, model_validator
 
 from settings import kube
 from settings.base import StrictModel, at, valid
-from settings.database import DatabaseConfig, ExternalConfig, is_ip_address
+from settings.syntax import cidr_problem, is_ip_literal
+from settings.database import DatabaseConfig, ExternalConfig
 from settings.edge import SSOConfig
 
 # What the default LLM destination leaves out: the cluster's and the cloud's own addresses
@@ -26,9 +27,10 @@ PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/1
 
 
 def within(inner: str, outer: str) -> bool:
-    """Whether address range `inner` lies inside `outer`."""
+    """Whether address range `inner` lies inside `outer` and is smaller: Kubernetes takes an `except` range only
+    as a strict subset of its `cidr`."""
     a, b = ipaddress.ip_network(inner), ipaddress.ip_network(outer)
-    return a.version == b.version and a.subnet_of(b)
+    return a.version == b.version and a != b and a.subnet_of(b)
 
 
 def _namespace_problem(value: str) -> Optional[str]:
@@ -59,15 +61,9 @@ class EgressDestination(StrictModel):
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         for index, cidr in enumerate(value):
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError:
-                try:
-                    fixed = ipaddress.ip_network(cidr, strict=False)
-                except ValueError:
-                    raise at(f"[{index}]", f"{cidr!r} is not an address range; write e.g. 203.0.113.0/24 "
-                             "(one address: 203.0.113.7/32)") from None
-                raise at(f"[{index}]", f"{cidr!r} has host bits set; write the range as {fixed}") from None
+            problem = cidr_problem(cidr)
+            if problem:
+                raise at(f"[{index}]", problem)
         return value
 
     _namespaces = field_validator("namespaces")(classmethod(lambda cls, value: namespace_list(value)))
@@ -87,6 +83,10 @@ class EgressDestination(StrictModel):
         if not self.cidrs and not self.namespaces:
             raise at("cidrs", "a destination needs `cidrs` or `namespaces`, e.g. cidrs: [203.0.113.0/24]")
         for index, excluded in enumerate(self.excluded_cidrs):
+            if excluded in self.cidrs or any(ipaddress.ip_network(excluded) == ipaddress.ip_network(outer)
+                                             for outer in self.cidrs):
+                raise at(f"excluded_cidrs[{index}]", f"{excluded} is in `cidrs` too: a range cannot be both opened and "
+                         "closed whole; remove it from one of them")
             if not any(within(excluded, outer) for outer in self.cidrs):
                 raise at(f"excluded_cidrs[{index}]", f"{excluded} lies in none of `cidrs`; only a part of a "
                          "range in `cidrs` can be excluded (Kubernetes refuses anything else)")
@@ -132,7 +132,7 @@ def database_destination(config: "NetworkPoliciesConfig", database: DatabaseConf
     if config.egress.database is not None:
         return config.egress.database
     external = _external(database)
-    if external is not None and is_ip_address(external.host):
+    if external is not None and is_ip_literal(external.host):
         bits = 128 if ":" in external.host else 32
         return EgressDestination(cidrs=[f"{external.host}/{bits}"], ports=[external.port])
     return anywhere(database_port(database))

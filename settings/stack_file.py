@@ -7,10 +7,12 @@ config is needed without the CLI (`make verify`, the mock tests).
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, SecretStr
 
 from settings.loader import PROJECT
 
@@ -39,3 +41,44 @@ def _holds_secure(value: Any) -> bool:
     if isinstance(value, list):
         return any(_holds_secure(v) for v in value)
     return False
+
+
+def secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every config key whose type is a secret (SecretStr), as a path: new secret keys are covered as they come."""
+    out: list[tuple[str, ...]] = []
+    for name, field in model.model_fields.items():
+        kinds = [field.annotation, *typing.get_args(field.annotation)]
+        if SecretStr in kinds:
+            out.append((*prefix, name))
+        out += [path for kind in kinds if isinstance(kind, type) and issubclass(kind, BaseModel)
+                for path in secret_paths(kind, (*prefix, name))]
+    return out
+
+
+def _kubeconfig_path(value: str) -> bool:
+    """A kubeconfig given by its path (plain text is fine), not by its content."""
+    return "\n" not in value and not value.lstrip().startswith(("apiVersion", "{", "clusters", "kind"))
+
+
+def plaintext_secret_problems(project_dir: Path, stack: str, model: type[BaseModel]) -> list[tuple[str, str]]:
+    """Secret keys the stack file holds in plain text (they would land in git), each with the command that stores it
+    encrypted. `stack`: the stack's name (`dev`, or `org/project/dev`)."""
+    name = stack.rpartition("/")[2]
+    path = project_dir / f"Pulumi.{name}.yaml"
+    if not name or not path.is_file():
+        return []
+    document = yaml.safe_load(path.read_text()) or {}
+    config = document.get("config") or {}
+    problems = []
+    for keys in secret_paths(model):
+        value: Any = config.get(f"{PROJECT}:{keys[0]}")
+        for key in keys[1:]:
+            value = value.get(key) if isinstance(value, dict) else None
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            continue  # absent, or `{secure: ...}`
+        dotted = ".".join(keys)
+        if dotted.endswith("kubeconfig") and _kubeconfig_path(str(value)):
+            continue
+        problems.append((dotted, f"is in plain text in Pulumi.{name}.yaml, which goes into git; store it encrypted: "
+                         f"pulumi config set --secret --path {dotted} <value> -s {name} (the command replaces it)"))
+    return problems

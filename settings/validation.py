@@ -17,7 +17,9 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from settings import kube
 from settings.ambassador import key_from_env
 from settings.backups import backup_engine
-from settings.edge import PER_USER_SINCE, identity_mode
+from settings.edge import (
+    CALLBACK_PATH, PER_USER_SINCE, PROGRAM_ANNOTATIONS, identity_mode, ingress_annotation_problem, routes,
+)
 from settings.network import network_warnings
 from settings.managed import MANAGED_PATHS, MANAGED_VOLUMES, STARTUP_BUDGET_SECONDS, managed_env_source
 from settings.model import LangflowStackConfig, version_before
@@ -459,6 +461,100 @@ def flows_mount_rule(config: LangflowStackConfig) -> Iterator[Problem]:
                    f"{path} overlaps {config.flows.mount_path}, where the program mounts the flows; choose another path")
 
 
+def namespace_lists_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    """Namespace lists that name the stack's own namespace: an object registered twice, or a namespace-wide opening."""
+    lists = (("ambassador.sidecar_namespaces", config.ambassador.sidecar_namespaces,
+              "the key Secret is already there (two objects of one name would stop the update), and every pod of the "
+              "namespace, the database's too, would reach Langflow"),
+             ("ambassador.client_namespaces", config.ambassador.client_namespaces,
+              "every pod of the namespace, the database's too, would reach the ambassador"),
+             ("network_policies.api_client_namespaces", config.network_policies.api_client_namespaces,
+              "every pod of the namespace, the database's too, would reach Langflow"))
+    for key, namespaces, why in lists:
+        for index, namespace in enumerate(namespaces):
+            if namespace == config.namespace:
+                yield (f"{key}[{index}]", f"{namespace!r} is the stack's own namespace: {why}; run the client in a "
+                       "namespace of its own and list that one")
+
+
+def sign_in_routes_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    """With SSO, each host must send /oauth2/ to oauth2-proxy (the callback), and nothing may skip the sign-in into a
+    Langflow that has no login of its own."""
+    if not config.sso.enabled or not config.ingress.enabled:
+        return
+    for index, host in enumerate(config.ingress.hosts):
+        if not any(routes(path.path, path.path_type, CALLBACK_PATH) for path in host.paths):
+            yield (f"ingress.hosts[{index}].paths", f"no path of {host.host} routes {CALLBACK_PATH}, where Dex sends "
+                   "people back after they sign in, so nobody could sign in; add {path: /oauth2, path_type: Prefix} "
+                   "or use path: /")
+    if config.sso.api_paths and not config.auth.enabled:
+        yield ("sso.api_paths", f"with auth.enabled false Langflow has no login, and takes every request as its "
+               f"superuser: {', '.join(config.sso.api_paths)} would be open to anyone past the sign-in. Set "
+               "auth.enabled: true (API clients then need an API key), or sso.api_paths: []")
+
+
+def ingress_annotations_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    """The Ingress's annotations: valid keys, none that the program sets from other keys, none that route around the
+    sign-in or inject configuration into the ingress controller."""
+    yield from _annotations("ingress.annotations", config.ingress.annotations)
+    on_ingress = config.ingress.enabled
+    for key, names in (("ingress.annotations", config.ingress.annotations), ("annotations", config.annotations)):
+        for name in names:
+            at = f"{key}{kube.key_path(name)}"
+            source = PROGRAM_ANNOTATIONS.get(name.lower())
+            if source is not None:
+                yield (at, f"the program sets it from {source}; change that instead, and remove it")
+            elif on_ingress or key == "ingress.annotations":
+                problem = ingress_annotation_problem(name)
+                if problem:
+                    yield (at, problem)
+
+
+def _set_keys(section: Any, keys: Iterable[str]) -> list[str]:
+    """The keys of `section` the stack file sets (defaults are never a problem)."""
+    return [key for key in keys if key in section.model_fields_set]
+
+
+def unused_settings_rule(config: LangflowStackConfig) -> Iterator[Problem]:
+    """A key that a switch elsewhere turns off does nothing: say so, rather than let it look configured."""
+    engine = backup_engine(config.backups, config.database)
+    backups = config.backups
+    if engine is None:
+        for key in _set_keys(backups, ("snapshots_kept", "schedule", "scheduled_kept", "volume")):
+            if key == "schedule" and backups.schedule is None:
+                continue
+            yield (f"backups.{key}", "has no effect: backups are off for this database (see backups.enabled); "
+                   "remove it, or turn backups on")
+    elif engine == "cloudnative-pg" and "volume" in backups.model_fields_set:
+        yield ("backups.volume", "has no effect with CloudNativePG: the operator keeps its backups as volume "
+               "snapshots (cloudnative_pg.volume_snapshot_class); remove it")
+    switched = (
+        ("storage", config.storage, config.storage.enabled, "storage.enabled: true",
+         ("size", "storage_class", "access_mode", "protect")),
+        ("metrics", config.metrics, config.metrics.enabled, "metrics.enabled: true",
+         ("langflow_port", "scrape", "scrape_namespaces")),
+        ("network_policies", config.network_policies, config.network_policies.enabled,
+         "network_policies.enabled: true",
+         ("ingress_controller_namespace", "api_client_namespaces", "cloudnative_pg_operator_namespace", "egress")),
+        ("ingress", config.ingress, config.ingress.enabled, "ingress.enabled: true",
+         ("class_name", "hosts", "tls", "timeout_seconds", "annotations")),
+        ("sso", config.sso, config.sso.enabled, "sso.enabled: true",
+         ("issuer_url", "client_id", "client_secret", "display_name", "api_paths", "allow_exposed_langflow_service",
+          "oauth2_proxy", "dex", "identity")),
+        ("ambassador", config.ambassador, config.ambassador.enabled, "ambassador.enabled: true",
+         ("image", "replicas", "port", "sidecar_port", "admin_port", "resources", "timeouts", "retries",
+          "outlier_ejection", "allowed_paths", "cluster_domain")),
+    )
+    for name, section, on, switch, keys in switched:
+        if not on:
+            for key in _set_keys(section, keys):
+                yield (f"{name}.{key}", f"has no effect while {name} is off; remove it, or set {switch}")
+    if identity_mode(config.sso, config.image.tag, config.auth.enabled) == "shared" \
+            and "id_token_expiry_minutes" in config.sso.dex.model_fields_set:
+        yield ("sso.dex.id_token_expiry_minutes", "only used with sso.identity.mode: per-user (the sign-in then ends "
+               "before Dex's token); remove it, or use per-user")
+
+
 RULES: tuple[Callable[[LangflowStackConfig], Iterable[Problem]], ...] = (
     namespace_rule, resources_rule, node_selector_rule, tolerations_rule, affinity_rule,
     service_annotations_rule, storage_size_rule, database_rule, login_off_rule, extra_env_rule, extra_volumes_rule,
@@ -466,6 +562,7 @@ RULES: tuple[Callable[[LangflowStackConfig], Iterable[Problem]], ...] = (
     backups_rule, sqlite_rule, shared_volume_rule, exposure_rule, sso_rule, sso_identity_rule, old_langflow_rule,
     flows_mount_rule,
     proxy_resources_rule, ambassador_rule,
+    namespace_lists_rule, sign_in_routes_rule, ingress_annotations_rule, unused_settings_rule,
 )
 
 

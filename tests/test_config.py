@@ -93,7 +93,7 @@ def test_defaults_are_valid_and_safe():
         ({"runtime": {"log_level": "verbose"}}, "runtime.log_level", "'debug'"),
         ({"runtime": {"max_file_size_upload_mb": 0}}, "runtime.max_file_size_upload_mb", "at least 1"),
         ({"namespace": "Langflow_Prod"}, "namespace", "lowercase letters"),
-        ({"name": "x" * 41}, "name", "at most 40"),
+        ({"name": "x" * 36}, "name", "at most 35"),
         ({"name": "1langflow"}, "name", "starting with a letter"),
         ({"extra_env": [{"name": "1BAD", "value": "x"}]}, "extra_env[0].name", "not an environment variable name"),
         ({"extra_env": [{"name": "A"}]}, "extra_env[0]", "exactly one of value or valueFrom"),

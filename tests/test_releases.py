@@ -260,3 +260,28 @@ def test_a_command_that_rewrites_the_work_tree_excludes_every_other(tmp_path):
                 pass
     with work_tree_lock(tmp_path, "make rollback", exclusive=True):
         pass  # released when each command ended
+
+
+def test_destroy_says_what_it_kept_and_why_the_network_policies_stay():
+    from releases.kept import kept_summary
+
+    def resource(kind: str, name: str, custom: bool = True) -> dict:
+        return {"urn": f"urn:pulumi:dev::langflow::{kind}::{name}", "type": kind, "custom": custom}
+
+    deployment = {"resources": [
+        resource("pulumi:pulumi:Stack", "langflow-dev", custom=False),
+        resource("pulumi:providers:kubernetes", "default"),
+        resource("kubernetes:core/v1:PersistentVolumeClaim", "langflow-data"),
+        resource("kubernetes:core/v1:Secret", "langflow-credentials"),
+        resource("kubernetes:core/v1:Namespace", "langflow"),
+        resource("kubernetes:networking.k8s.io/v1:NetworkPolicy", "langflow-default-deny"),
+        resource("kubernetes:networking.k8s.io/v1:NetworkPolicy", "langflow-database"),
+    ]}
+    assert kept_summary(deployment) == [
+        "kept, data: langflow-data",
+        "kept, what opens the data: langflow-credentials",
+        "kept, the namespace: langflow",
+        "kept, NetworkPolicies, so the namespace that still holds data stays locked down: langflow-database, "
+        "langflow-default-deny",
+    ]
+    assert kept_summary({}) == []

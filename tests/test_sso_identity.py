@@ -73,10 +73,10 @@ def test_prod_runs_1_6_4_so_it_is_shared_and_every_preview_says_so():
     (with_identity({"access": {"claim": "email"}}), "sso.identity.access.levels", ("required with `claim`",)),
     (with_identity({"access": {"claim": "email", "levels": {"a@example.com": "owner"}}}),
      "sso.identity.access.levels.a@example.com", ("'viewer', 'editor' or 'admin'",)),
-    (with_identity({"access": {"claim": "email", "levels": {" ": "admin"}}}), "sso.identity.access.levels[' ']",
+    (with_identity({"access": {"claim": "email", "levels": {" ": "admin"}}}), 'sso.identity.access.levels[" "]',
      ("empty claim value",)),
     (with_identity({"access": {"claim": "email", "levels": {"A@x.com": "admin", "a@x.com": "viewer"}}}),
-     "sso.identity.access.levels['a@x.com']", ("listed twice",)),
+     'sso.identity.access.levels["a@x.com"]', ("listed twice",)),
     (with_identity({"access": {"levels": {"a@example.com": "admin"}}}), "sso.identity.access.levels",
      ("only used with `claim`",)),
     (with_identity({"access": {"default_level": "editor"}}), "sso.identity.access.default_level",
@@ -144,9 +144,10 @@ def test_the_trusted_ca_is_mounted_and_replaces_the_public_bundle_for_langflow()
 
 def test_per_user_oauth2_proxy_passes_the_id_token_and_ends_the_session_before_it():
     config = parse_config(with_identity({}, sso={**SSO, "dex": {"id_token_expiry_minutes": 60}}))
-    args = spec.oauth2_proxy_args(config.sso, config.ingress, "http://langflow:7860/", per_user=True)
+    args = spec.oauth2_proxy_args(config.sso, config.ingress, "http://langflow:7860/", per_user=True,
+                                  redis_url="redis://r:6379")
     assert "--pass-authorization-header=true" in args and "--cookie-expire=55m" in args
-    shared = spec.oauth2_proxy_args(config.sso, config.ingress, "http://langflow:7860/")
+    shared = spec.oauth2_proxy_args(config.sso, config.ingress, "http://langflow:7860/", redis_url="redis://r:6379")
     assert not any(a.startswith(("--pass-authorization-header", "--cookie-expire")) for a in shared)
 
 

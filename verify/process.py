@@ -20,9 +20,10 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from releases.processes import marked
 from verify.render import Container
@@ -178,6 +179,16 @@ class LangflowProcess:
             return error.code, _decode(error.read(), error.headers.get("Content-Encoding"))
         except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError):
             return 0, None
+
+    def login(self, user: str, password: str) -> tuple[int, Any]:
+        """POST /api/v1/login with a user's password: (status, body with `access_token`)."""
+        form = urllib.parse.urlencode({"username": user, "password": password}).encode()
+        return self.request("/api/v1/login", "POST", form, {"Content-Type": "application/x-www-form-urlencoded"})
+
+    def create_api_key(self, token: str, name: str) -> tuple[int, Any]:
+        """POST /api/v1/api_key/ as the user of `token`: (status, body with `api_key`)."""
+        return self.request("/api/v1/api_key/", "POST", json.dumps({"name": name}).encode(),
+                            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
 
     def response_headers(self, path: str, headers: dict[str, str]) -> dict[str, str]:
         """The headers of a GET's answer (lower-case names); empty when nothing answered."""

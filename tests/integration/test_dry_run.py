@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from localcluster.kubeapi import ApiError
+from settings.cron import schedule_problem
+from settings.model import MAX_NAME_LENGTH
 from tests.program import Registered, run_program, stack_values
 
 pytestmark = pytest.mark.integration
@@ -210,7 +212,24 @@ ACCEPTED = {
     "service exposed with login": {"auth": {"enabled": True, "superuser": "root admin ü"},
                                    "service": {"type": "LoadBalancer", "port": 443,
                                                "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}}},
-    "namespace at the length limit": {"namespace": "n" * 63, "name": "l" * 40},
+    "namespace at the length limit": {"namespace": "n" * 63, "name": "l" * MAX_NAME_LENGTH},
+    "the longest name on PostgreSQL": {"name": "l" * MAX_NAME_LENGTH, "database": {
+        "type": "postgresql", "postgresql": {"mode": "in-cluster"}}},
+    "schedules with names, ranges, steps and ?": {"backups": {"schedule": "5/15 2 ? JAN-mar mon-FRI"}},
+    "a schedule on 29 February": {"backups": {"schedule": "0 3 29 2 *"}},
+    "a schedule macro": {"backups": {"schedule": "@weekly"}},
+    "a schedule by interval": {"backups": {"schedule": "@every 6h30m"}},
+    "IPv6 egress with a strict except": {"network_policies": {"egress": {"llm_apis": [
+        {"cidrs": ["2001:db8::/32", "0.0.0.0/0"], "excluded_cidrs": ["2001:db8:1::/48", "10.0.0.0/8"]}]}}},
+    "SSO with subdomain e-mail domains and API paths": {
+        "auth": {"enabled": True},
+        "ingress": {"enabled": True, "hosts": [{"host": "langflow.example.com", "paths": [
+            {"path": "/"}, {"path": "/oauth2", "path_type": "Prefix"}]}],
+            "tls": {"mode": "secret", "secret_name": "langflow-tls"},
+            "annotations": {"nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8"}},
+        "sso": {"enabled": True, "issuer_url": "https://[2001:db8::1]:8443/dex", "client_id": "lang flow~1",
+                "api_paths": ["/api/v1/run/", "/api/v1/webhook/"],
+                "oauth2_proxy": {"email_domains": ["*.example.com", "example.org"]}}},
     # The key Job (Langflow 1.6) or the generated key (1.13), a sidecar's objects in a client's namespace.
     "ambassador on 1.6 with a sidecar": {"ambassador": {
         "enabled": True, "replicas": 3, "client_namespaces": ["pipelines"], "sidecar_namespaces": ["default"],
@@ -232,3 +251,27 @@ ACCEPTED = {
 def test_what_the_program_accepts_the_api_server_accepts(api, case):
     values = {**stack_values("dev"), **ACCEPTED[case]}
     assert dry_run(api, objects_of(values, "dev")) == []
+
+
+# Schedules the program refuses: the API server's own cron parser refuses them too. The last two it accepts: they
+# never fire, which only the program says.
+REFUSED_SCHEDULES = ["0 3 * * 7", "61 3 * * *", "*/0 * * * *", "0 3 * * MON-", "1-2-3 * * * *", "0 3 * *",
+                     "CRON_TZ=UTC 0 3 * * *", "@every 1x"]
+NEVER_FIRING = ["0 3 31 2 *", "0 3 31 4,6,9,11 *"]
+
+
+def test_what_the_program_refuses_in_a_schedule_the_api_server_refuses(api):
+    objects = objects_of(stack_values("dev"), "dev")
+    namespace = next(o for o in objects if o["kind"] == "Namespace")
+    backup = next(o for o in objects if o["kind"] == "CronJob" and not o["spec"].get("suspend"))
+
+    def refused(schedule: str) -> bool:
+        cron_job = copy.deepcopy(backup)
+        cron_job["spec"]["schedule"] = schedule
+        return bool(dry_run(api, [namespace, cron_job]))
+
+    assert not refused(backup["spec"]["schedule"])
+    for schedule in REFUSED_SCHEDULES:
+        assert schedule_problem(schedule) and refused(schedule), schedule
+    for schedule in NEVER_FIRING:
+        assert "never fires" in schedule_problem(schedule) and not refused(schedule), schedule

@@ -241,6 +241,9 @@ def test_stack_lifecycle(stack, namespace, strategy, toolchain_bin, local_cluste
     assert client.get_or_none(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/langflow-data") is not None
     assert client.get_or_none(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/langflow-backups") is not None
     assert client.get(f"/api/v1/namespaces/{namespace}")["status"]["phase"] == "Active"
+    # On purpose: the data depends on the NetworkPolicies, so the namespace that still holds it stays locked down.
+    assert client.get_or_none(f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/"
+                              "langflow-default-deny") is not None
     if stack == "prod":
         # The database, and what opens it, are kept too.
         for path in ("persistentvolumeclaims/langflow-postgres-data", "secrets/langflow-postgres-credentials"):

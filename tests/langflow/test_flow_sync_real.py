@@ -84,12 +84,9 @@ class Client:
 
     def __init__(self, process: LangflowProcess, user: str, password: str):
         self.process = process
-        status, token = process.request("/api/v1/login", "POST", f"username={user}&password={password}".encode(),
-                                        {"Content-Type": "application/x-www-form-urlencoded"})
+        status, token = process.login(user, password)
         assert status == 200, token
-        status, key = process.request("/api/v1/api_key/", "POST", json.dumps({"name": "sync-test"}).encode(),
-                                      {"Authorization": f"Bearer {token['access_token']}",
-                                       "Content-Type": "application/json"})
+        status, key = process.create_api_key(token["access_token"], "sync-test")
         assert status in (200, 201), key
         self.token, self.key = token["access_token"], key["api_key"]
 
@@ -272,6 +269,16 @@ def test_api_clients_through_the_ambassador_hold_no_key_and_never_hang(replicas)
         assert ambassador_run(proxy, "hello")[:2] == (200, "v2: hello")
         assert processes[0].request("/api/v1/run/echo?stream=false", "POST", b'{"input_value": "x"}',
                                     {"Content-Type": "application/json"})[0] in (401, 403)
+        # Langflow prefers ?x-api-key= to the header: a wrong key there beats the right one in the header. So
+        # the ambassador refuses a credential in the query (JSON 400), as it refuses a path that is not plain,
+        # and drops the other credential headers.
+        body, json_type = b'{"input_value": "x"}', {"Content-Type": "application/json"}
+        assert processes[0].request("/api/v1/run/echo?stream=false&x-api-key=sk-wrong", "POST", body,
+                                    {**json_type, "x-api-key": key})[0] in (401, 403)
+        assert proxy.request("/api/v1/run/echo?stream=false&x-api-key=sk-wrong", "POST", body, json_type)[0] == 400
+        assert proxy.request("/api/v1/run/..%2fusers/whoami", "GET")[0] == 400
+        assert ambassador_run(proxy, "hi", {"Authorization": "Bearer not-a-token",
+                                            "Cookie": "access_token_lf=not-a-token"})[:2] == (200, "v2: hi")
 
         # The request id, on the wire to Langflow (a relay in front of one replica) and in the access log.
         relay = Relay(processes[0].port)

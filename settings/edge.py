@@ -412,8 +412,8 @@ class SSOConfig(StrictModel):
     api_paths: list[str] = Field(
         default_factory=list,
         description="Paths (prefixes) on which oauth2-proxy signs no one in, for API clients with an API key "
-        "(`/api/v1/run/`, `/api/v1/webhook/` or below; needs `auth.enabled: true`, or the paths would be open "
-        "to anyone): "
+        "(`/api/v1/run/`, or `/api/v1/webhook/` from Langflow 1.13, or below; needs `auth.enabled: true`, or the "
+        "paths would be open to anyone): "
         "everything still goes through oauth2-proxy, which passes these on to Langflow without a sign-in and "
         "without a client's `Authorization` header (per-user), so Langflow's API-key check (`x-api-key`) guards "
         "them and a person's Dex token does not. Empty: every path needs the sign-in; API clients use the "

@@ -71,10 +71,11 @@ def qualified_name_problem(key: Any, what: str = "key") -> Optional[str]:
     if slash and not prefix:
         return f"{key!r}: the prefix before '/' must not be empty; write e.g. example.com/{name}"
     if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
-        return f"{key!r}: the prefix {prefix!r} must be a DNS subdomain (lowercase letters, digits, '-', '.'), e.g. example.com"
+        return with_character(f"{key!r}: the prefix {prefix!r} must be a DNS subdomain (lowercase letters, digits, "
+                              "'-', '.'), e.g. example.com", prefix)
     if len(name) > 63 or not QUALIFIED_NAME_PART.match(name):
-        return (f"{key!r} is not a valid {what}: the name part needs 1 to 63 letters, digits, '-', '_' or '.', "
-                "starting and ending with a letter or digit")
+        return with_character(f"{key!r} is not a valid {what}: the name part needs 1 to 63 letters, digits, '-', '_' "
+                              "or '.', starting and ending with a letter or digit", key)
     return None
 
 
@@ -82,8 +83,8 @@ def label_value_problem(value: Any) -> Optional[str]:
     if not isinstance(value, str):
         return f"{value!r} must be a string (quote it in the stack file)"
     if value and (len(value) > 63 or not QUALIFIED_NAME_PART.match(value)):
-        return (f"{value!r} is not a valid label value: at most 63 letters, digits, '-', '_' or '.', "
-                "starting and ending with a letter or digit")
+        return with_character(f"{value!r} is not a valid label value: at most 63 letters, digits, '-', '_' or '.', "
+                              "starting and ending with a letter or digit", value)
     return None
 
 

@@ -387,6 +387,9 @@ def sso_rule(config: LangflowStackConfig) -> Iterator[Problem]:
 
 
 PER_USER_MINIMUM = ".".join(map(str, PER_USER_SINCE))
+# Webhooks need an API key (WEBHOOK_AUTH_ENABLE, default true) in lfx 1.13.0; langflow-base 0.6.4 (Langflow 1.6.4)
+# has no such setting and runs every webhook as the flow's owner. Checked in the released wheels.
+WEBHOOK_AUTH_SINCE = (1, 13)
 
 
 def sso_identity_rule(config: LangflowStackConfig) -> Iterator[Problem]:
@@ -488,9 +491,17 @@ def sign_in_routes_rule(config: LangflowStackConfig) -> Iterator[Problem]:
                    "people back after they sign in, so nobody could sign in; add {path: /oauth2, path_type: Prefix} "
                    "or use path: /")
     if config.sso.api_paths and not config.auth.enabled:
-        yield ("sso.api_paths", f"with auth.enabled false Langflow has no login, and takes every request as its "
-               f"superuser: {', '.join(config.sso.api_paths)} would be open to anyone past the sign-in. Set "
-               "auth.enabled: true (API clients then need an API key), or sso.api_paths: []")
+        yield ("sso.api_paths", f"with auth.enabled false Langflow has no login: its auto-login makes whoever "
+               f"reaches it the superuser, so {', '.join(config.sso.api_paths)} would reach a Langflow that knows "
+               "no one, past the sign-in. Set auth.enabled: true (API clients then need a user's API key), or "
+               "sso.api_paths: []")
+    if version_before(config.image.tag, WEBHOOK_AUTH_SINCE):
+        for index, path in enumerate(config.sso.api_paths):
+            if path.startswith("/api/v1/webhook/"):
+                yield (f"sso.api_paths[{index}]", f"Langflow {config.image.tag} runs a webhook without any key (as "
+                       "the flow's owner), so anyone could run flows past the sign-in; use Langflow "
+                       f"{'.'.join(map(str, WEBHOOK_AUTH_SINCE))}.0 or later (webhooks need an API key there), or "
+                       "remove the path")
 
 
 def ingress_annotations_rule(config: LangflowStackConfig) -> Iterator[Problem]:

@@ -116,6 +116,7 @@ REFUSED = [
     # API paths around the sign-in: only the API-key endpoints, and never into a Langflow without login.
     ({**with_sso(api_paths=["/api/v1/run/"]), "auth": {"enabled": False}}, "sso.api_paths", ("no login",)),
     (with_sso(api_paths=["/api/"]), "sso.api_paths[0]", ("auto-login",)),
+    (with_sso(api_paths=["/api/v1/webhook/"]), "sso.api_paths[0]", ("without any key", "1.13.0")),
     (with_sso(api_paths=["/api/v1/run/../login/"]), "sso.api_paths[0]", ("only Langflow's API paths",)),
     ({**AMBASSADOR, "ambassador": {"enabled": True, "allowed_paths": ["/api/v1/run/../"]}},
      "ambassador.allowed_paths[0]", ("prefix of Langflow's API",)),
@@ -142,6 +143,8 @@ REFUSED = [
     # Look-alike characters are pointed at.
     ({"namespace": "lаngflow"}, "namespace", ("character 2", "CYRILLIC SMALL LETTER A")),
     ({"name": "langflow\u200b"}, "name", ("character 9", "ZERO WIDTH SPACE")),
+    ({"labels": {"tеam": "a"}}, 'labels["tеam"]', ("character 2", "CYRILLIC SMALL LETTER IE")),
+    ({"labels": {"team": "ops\u00a0"}}, "labels.team", ("character 4", "NO-BREAK SPACE")),
     # The documented maximum name still makes valid names.
     ({"name": "x" * (MAX_NAME_LENGTH + 1)}, "name", (f"at most {MAX_NAME_LENGTH}",)),
 ]
@@ -156,7 +159,7 @@ ACCEPTED = [
     with_sso(oauth2_proxy={"email_domains": ["*.example.com", "example.org"]}),
     with_sso(issuer_url="https://[2001:db8::1]:8443/dex"),
     with_sso(issuer_url="http://127.0.0.1:5556/dex"),
-    with_sso(api_paths=["/api/v1/run/", "/api/v1/webhook/"]),
+    {**with_sso(api_paths=["/api/v1/run/", "/api/v1/webhook/"]), "image": {"tag": "1.13.0"}},
     {**with_sso(), "ingress": {**INGRESS, "hosts": [{"host": "langflow.example.com", "paths": [
         {"path": "/"}, {"path": "/oauth2", "path_type": "Prefix"}]}]}},
     {**EDGE, "ingress": {**INGRESS, "annotations": {"nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8"}}},

@@ -293,7 +293,7 @@ def test_the_cookie_session_store_runs_no_redis_and_says_what_signing_out_leaves
 
 def test_api_paths_skip_the_sign_in_inside_oauth2_proxy():
     config = parse_config({"sso": {**SSO, "api_paths": ["/api/v1/run/", "/api/v1/webhook/"]}, "ingress": INGRESS,
-                           "auth": {"enabled": True}})
+                           "auth": {"enabled": True}, "image": {"tag": "1.13.0"}})
     args = spec.oauth2_proxy_args(config.sso, config.ingress, "http://langflow:7860/", redis_url="redis://r:6379")
     routes = [a.removeprefix("--skip-auth-route=") for a in args if a.startswith("--skip-auth-route=")]
     assert routes == ["^/api/v1/run/", "^/api/v1/webhook/"]

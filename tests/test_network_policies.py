@@ -223,7 +223,7 @@ def test_with_flows_restarting_the_pods_there_is_no_flow_sync_job():
     assert "langflow-flow-sync" not in found and on_port(found["langflow-langflow"]["ingress"]) == []
 
 
-@pytest.mark.parametrize("api_paths", [[], ["/api/v1/run/", "/api/v1/webhook/"]])
+@pytest.mark.parametrize("api_paths", [[], ["/api/v1/run/"]])
 def test_with_sso_the_ingress_controller_never_reaches_langflow(api_paths):
     values = stack_values("prod")
     values["sso"] = {**values["sso"], "api_paths": api_paths}

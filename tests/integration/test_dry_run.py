@@ -222,7 +222,7 @@ ACCEPTED = {
     "IPv6 egress with a strict except": {"network_policies": {"egress": {"llm_apis": [
         {"cidrs": ["2001:db8::/32", "0.0.0.0/0"], "excluded_cidrs": ["2001:db8:1::/48", "10.0.0.0/8"]}]}}},
     "SSO with subdomain e-mail domains and API paths": {
-        "auth": {"enabled": True},
+        "auth": {"enabled": True}, "image": {"tag": "1.13.0"},
         "ingress": {"enabled": True, "hosts": [{"host": "langflow.example.com", "paths": [
             {"path": "/"}, {"path": "/oauth2", "path_type": "Prefix"}]}],
             "tls": {"mode": "secret", "secret_name": "langflow-tls"},

@@ -16,7 +16,7 @@ from typing import Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from settings.syntax import host_name_problem
-from settings.base import PinnedImage, Quantity, StrictModel, at, valid, version_before, whole_version
+from settings.base import PinnedImage, Quantity, StrictModel, all_problems, at, valid, version_before, whole_version
 from settings.managed import CONTAINER_PORT
 from settings.network import namespace_list
 
@@ -171,16 +171,18 @@ class AmbassadorConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "AmbassadorConfig":
+        problems: list[tuple[str, str]] = []
         if self.admin_port in (AMBASSADOR_PORT, self.sidecar_port):
-            raise at("admin_port", f"{self.admin_port} is where the ambassador serves clients; choose another, e.g. 8404")
+            problems.append(("admin_port", f"{self.admin_port} is where the ambassador serves clients; choose another, e.g. 8404"))
         for index, namespace in enumerate(self.sidecar_namespaces):
             if namespace in self.client_namespaces:
-                raise at(f"sidecar_namespaces[{index}]", f"{namespace!r} is in client_namespaces too; a namespace "
-                         "uses the shared ambassador or the sidecar: list it once")
+                problems.append((f"sidecar_namespaces[{index}]", f"{namespace!r} is in client_namespaces too; a namespace "
+                                 "uses the shared ambassador or the sidecar: list it once"))
         if not self.enabled:
             for key in ("client_namespaces", "sidecar_namespaces", "rate_limit_per_client"):
                 if key in self.model_fields_set and getattr(self, key):
-                    raise at(key, "only used with the ambassador on; set ambassador.enabled: true, or remove it")
+                    problems.append((key, "only used with the ambassador on; set ambassador.enabled: true, or remove it"))
+        all_problems(self, problems)
         return self
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from settings import kube
 
@@ -29,6 +29,14 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def at(sub_path: str, message: str) -> PydanticCustomError:
     """A validation error about `sub_path` below the field being validated."""
     return PydanticCustomError("at_path", "{message}", {"path": sub_path, "message": message})
+
+
+def all_problems(model: BaseModel, problems: list[tuple[str, str]]) -> None:
+    """Raise every (sub-key, message) a model's own cross-key check found, together (none: return), so one
+    problem never hides the next."""
+    if problems:
+        raise ValidationError.from_exception_data(type(model).__name__, [
+            InitErrorDetails(type=at(path, message), loc=(), input=None) for path, message in problems])
 
 
 def _quantity(value: Any) -> Any:

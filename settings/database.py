@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from settings import kube
 from settings.syntax import host_name_problem, is_ip_literal
-from settings.base import IMAGE_DIGEST, PinnedImage, moving_tag, pinned_tag_problem, Quantity, StrictModel, VolumeConfig, at, valid
+from settings.base import IMAGE_DIGEST, PinnedImage, moving_tag, pinned_tag_problem, Quantity, StrictModel, VolumeConfig, all_problems, at, valid
 
 # Names Langflow's role and database get: what PostgreSQL accepts unquoted, at most 63 bytes.
 PG_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -172,15 +172,17 @@ class ExternalConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ExternalConfig":
+        problems: list[tuple[str, str]] = []
         if self.password_secret is not None and self.password is not None:
-            raise at("password", "set password_secret or password, not both")
+            problems.append(("password", "set password_secret or password, not both"))
         if self.password_secret is None and self.password is None and self.bootstrap is None:
-            raise at("password_secret", "required: the Secret holding the Langflow role's password (or set password, "
-                     "or bootstrap to have one generated)")
+            problems.append(("password_secret", "required: the Secret holding the Langflow role's password (or set password, "
+                             "or bootstrap to have one generated)"))
         if self.sslmode in ("verify-ca", "verify-full") and self.ca_secret is None:
-            raise at("ca_secret", f"required with sslmode {self.sslmode}: the Secret holding the server's CA certificate")
+            problems.append(("ca_secret", f"required with sslmode {self.sslmode}: the Secret holding the server's CA certificate"))
         if self.ca_secret is not None and self.sslmode in ("disable", "allow", "prefer"):
-            raise at("ca_secret", f"not used with sslmode {self.sslmode}; set sslmode: verify-full, or remove it")
+            problems.append(("ca_secret", f"not used with sslmode {self.sslmode}; set sslmode: verify-full, or remove it"))
+        all_problems(self, problems)
         return self
 
 

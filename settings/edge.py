@@ -15,7 +15,7 @@ from typing import Literal, Optional
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from settings import kube
-from settings.base import PinnedImage, Quantity, StrictModel, at, valid, version_before, whole_version
+from settings.base import PinnedImage, Quantity, StrictModel, all_problems, at, valid, version_before, whole_version
 from settings.syntax import cidr_problem, expansion_problem, host_name_problem, url_problem, with_character
 
 OAUTH2_PROXY_DEFAULT_TAG = "v7.15.6"
@@ -176,15 +176,18 @@ class IngressConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "IngressConfig":
+        problems: list[tuple[str, str]] = []
         if self.enabled and not self.hosts:
-            raise at("hosts", "at least one host is required with the ingress enabled, e.g. [{host: langflow.example.com}]")
+            problems.append(("hosts", "at least one host is required with the ingress enabled, e.g. "
+                             "[{host: langflow.example.com}]"))
         tls = self.tls.problem() if self.enabled else None
         if tls:
-            raise at(f"tls.{tls[0]}", tls[1])
+            problems.append((f"tls.{tls[0]}", tls[1]))
         names = [h.host for h in self.hosts]
         for index, name in enumerate(names):
             if names.index(name) != index:
-                raise at(f"hosts[{index}].host", f"{name!r} is listed twice; list each host once")
+                problems.append((f"hosts[{index}].host", f"{name!r} is listed twice; list each host once"))
+        all_problems(self, problems)
         return self
 
 

@@ -27,7 +27,7 @@ from settings import kube
 from settings.base import (  # noqa: F401 - re-exported: the config model's vocabulary
     ENV_NAME, IMAGE_DIGEST, IMAGE_REPOSITORY, IMAGE_TAG, MOVING_TAG_WORDS, REGISTRY_HOST, VERSION_TAG, KubeObject,
     PinnedImage, Quantity, StrictModel, at, is_registry_host, moving_tag, not_blank, split_registry, storage_class_name, tag_minor,
-    TrustedCA, valid, version_before,
+    TrustedCA, all_problems, valid, version_before,
 )
 from settings.ambassador import AmbassadorConfig, MetricsConfig
 from settings.backups import BackupsConfig
@@ -347,19 +347,21 @@ class FlowsConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "FlowsConfig":
+        problems: list[tuple[str, str]] = []
         if self.source == "claim" and not self.claim_name:
-            raise at("claim_name", "required when flows.source is 'claim'")
+            problems.append(("claim_name", "required when flows.source is 'claim'"))
         if self.source != "claim" and self.claim_name:
-            raise at("claim_name", "only used when flows.source is 'claim'; remove it or set flows.source: claim")
+            problems.append(("claim_name", "only used when flows.source is 'claim'; remove it or set flows.source: claim"))
         if self.source != "folder" and "folder" in self.model_fields_set:
-            raise at("folder", "only used when flows.source is 'folder'; remove it or set flows.source: folder")
+            problems.append(("folder", "only used when flows.source is 'folder'; remove it or set flows.source: folder"))
         if self.source == "none" and "mount_path" in self.model_fields_set:
-            raise at("mount_path", "not used when flows.source is 'none'; remove it")
+            problems.append(("mount_path", "not used when flows.source is 'none'; remove it"))
         if self.source == "none" and "default_flow" in self.model_fields_set:
-            raise at("default_flow", "not used when flows.source is 'none' (there are no flows to run); remove it")
+            problems.append(("default_flow", "not used when flows.source is 'none' (there are no flows to run); remove it"))
         if self.source != "folder" and "update" in self.model_fields_set:
-            raise at("update", "only used with flows.source: folder (flows from git, synced or rolled out); remove it "
-                     "or set flows.source: folder")
+            problems.append(("update", "only used with flows.source: folder (flows from git, synced or rolled out); remove it "
+                             "or set flows.source: folder"))
+        all_problems(self, problems)
         return self
 
 

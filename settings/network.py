@@ -16,7 +16,7 @@ from typing import Optional
 from pydantic import Field, field_validator, model_validator
 
 from settings import kube
-from settings.base import StrictModel, at, valid
+from settings.base import StrictModel, all_problems, at, valid
 from settings.syntax import cidr_problem, is_ip_literal
 from settings.database import DatabaseConfig, ExternalConfig
 from settings.edge import SSOConfig
@@ -80,16 +80,18 @@ class EgressDestination(StrictModel):
 
     @model_validator(mode="after")
     def _somewhere(self) -> "EgressDestination":
+        problems: list[tuple[str, str]] = []
         if not self.cidrs and not self.namespaces:
-            raise at("cidrs", "a destination needs `cidrs` or `namespaces`, e.g. cidrs: [203.0.113.0/24]")
+            problems.append(("cidrs", "a destination needs `cidrs` or `namespaces`, e.g. cidrs: [203.0.113.0/24]"))
         for index, excluded in enumerate(self.excluded_cidrs):
             if excluded in self.cidrs or any(ipaddress.ip_network(excluded) == ipaddress.ip_network(outer)
                                              for outer in self.cidrs):
-                raise at(f"excluded_cidrs[{index}]", f"{excluded} is in `cidrs` too: a range cannot be both opened and "
-                         "closed whole; remove it from one of them")
-            if not any(within(excluded, outer) for outer in self.cidrs):
-                raise at(f"excluded_cidrs[{index}]", f"{excluded} lies in none of `cidrs`; only a part of a "
-                         "range in `cidrs` can be excluded (Kubernetes refuses anything else)")
+                problems.append((f"excluded_cidrs[{index}]", f"{excluded} is in `cidrs` too: a range cannot be both "
+                                 "opened and closed whole; remove it from one of them"))
+            elif not any(within(excluded, outer) for outer in self.cidrs):
+                problems.append((f"excluded_cidrs[{index}]", f"{excluded} lies in none of `cidrs`; only a part of a "
+                                 "range in `cidrs` can be excluded (Kubernetes refuses anything else)"))
+        all_problems(self, problems)
         return self
 
 

@@ -183,6 +183,13 @@ def test_two_problems_in_one_section_come_together():
     assert [path for path, _ in problems] == ["auth.superuser_password", "auth.refresh_token_expire_seconds"]
     flows = found({"flows": {"source": "none", "mount_path": "/x", "default_flow": "a", "update": "sync"}})
     assert [path for path, _ in flows] == ["flows.mount_path", "flows.default_flow", "flows.update"]
+    # One section's cross-key checks report every problem, the missing ones too.
+    ingress = found({"ingress": {"enabled": True, "hosts": [{"host": "a.example.com"}, {"host": "a.example.com"}],
+                                 "tls": {"mode": "secret"}}})
+    assert [path for path, _ in ingress] == ["ingress.tls.secret_name", "ingress.hosts[1].host"]
+    egress_problems = found(egress(excluded_cidrs=["10.0.0.0/8"]))
+    assert [path for path, _ in egress_problems] == ["network_policies.egress.llm_apis[0].cidrs",
+                                                     "network_policies.egress.llm_apis[0].excluded_cidrs[0]"]
 
 
 def test_map_key_paths_work_with_pulumi_config_set_path():

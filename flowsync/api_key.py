@@ -36,11 +36,13 @@ SECRET_KEY = "LANGFLOW_API_KEY"
 KEY_NAME = "langflow-ambassador"
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 KUBERNETES_API = "https://kubernetes.default.svc"
-# components/ambassador/spec.py's KEY_JOB_DIGEST_ANNOTATION: the Job's own (Pulumi sets another on 1.7+).
+# The Job's own annotation on the ambassador's pod template (Pulumi sets another on 1.7+: components/ambassador/spec.py
+# takes this one and key_digest from here).
 KEY_DIGEST_ANNOTATION = "langflow.org/ambassador-key-job-sha256"
 
 
 def key_digest(key: str) -> str:
+    """What the pod template carries of the key: a SHA-256 of a random 256-bit key tells nothing of it."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 

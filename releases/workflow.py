@@ -19,12 +19,12 @@ from pulumi import automation as auto
 from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 
 from releases import processes
-from releases.kept import kept_summary
 from releases.database import CONFIRMATION, RestoreFailed, StackDatabase, require_backups
 from releases.history import (
     RECOVERY_SUMMARY, ReleaseError, ReleaseRecord, SchemaRollback, Update, compose_message, live_release,
     normal_config, require_unchanged, rollback_target, schema_rollback, table, updates,
 )
+from releases.kept import kept_summary
 from releases.recovery import (
     ROLLED_OUT_KINDS, PendingOperation, hand_over_fields, holder_is_gone, lock_holders, lock_refusal,
     other_pulumi_managers, pending_operations, plan_recovery, recovery_summary, refresh_targets, repair_state_file,
@@ -297,7 +297,7 @@ class StackReleases:
         self.recover()
         self._run(lambda: self.stack.destroy(exclude_protected=True, on_output=self.out, color="never",
                                              message=_with_recovery("make destroy", self.recovered)))
-        for line in kept_summary(self.stack.export_stack().deployment or {}):
+        for line in kept_summary(self._deployment()):
             self.out(line)
 
     def _run(self, operation: Callable[[], Any], *, lock_cleared: bool = False) -> Any:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from settings.cluster import ClusterView, cluster_problems, pod_monitors_wanted
-from settings.edge import edge_warnings
 from settings.flows import FlowError, FlowFile, default_flow, load_flow_folder, synced_flow_problems
 from settings.loader import ConfigError, collect_problems, config_key, project_values
 from settings.model import LangflowStackConfig
@@ -62,8 +61,7 @@ def load_settings(
         raise ConfigError(problems)
     whole = config.whole()
     pod_monitors, scrape_notes = pod_monitors_wanted(whole.metrics, cluster)
-    return StackSettings(whole, flows, chosen, warnings=warnings(whole) + edge_warnings(whole.sso) + notes + scrape_notes,
-                         pod_monitors=pod_monitors)
+    return StackSettings(whole, flows, chosen, warnings=warnings(whole) + notes + scrape_notes, pod_monitors=pod_monitors)
 
 
 __all__ = [

@@ -28,6 +28,8 @@ AMBASSADOR_PORT = 8080  # where HAProxy listens in its pod (unprivileged)
 # The first Langflow with LANGFLOW_API_KEY_SOURCE=env (1.7.0, yanked; 1.7.1): the key is checked against
 # LANGFLOW_API_KEY and maps to the superuser; database keys still work. Before it, only Langflow makes keys.
 API_KEY_FROM_ENV_SINCE = (1, 7)
+# Keys the ambassador's own model refuses (when not empty) while it is off; settings/validation.py says the others.
+AMBASSADOR_OFF_KEYS = ("client_namespaces", "sidecar_namespaces", "rate_limit_per_client")
 
 
 def key_from_env(langflow_tag: str) -> bool:
@@ -179,7 +181,7 @@ class AmbassadorConfig(StrictModel):
                 problems.append((f"sidecar_namespaces[{index}]", f"{namespace!r} is in client_namespaces too; a namespace "
                                  "uses the shared ambassador or the sidecar: list it once"))
         if not self.enabled:
-            for key in ("client_namespaces", "sidecar_namespaces", "rate_limit_per_client"):
+            for key in AMBASSADOR_OFF_KEYS:
                 if key in self.model_fields_set and getattr(self, key):
                     problems.append((key, "only used with the ambassador on; set ambassador.enabled: true, or remove it"))
         all_problems(self, problems)

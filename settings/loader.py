@@ -160,26 +160,30 @@ def _hidden_problems(values: dict[str, Any], error: ValidationError,
             loc = tuple(item["loc"]) + _sub_path(item)
             values = _without(values, loc)
             taken_out.append(_path(loc))
-
-        def follow_up(path: str, message: str) -> bool:
-            under_seen = any(path == old or path.startswith((old + ".", old + "[")) for old in seen)
-            above = any(out == path or out.startswith((path + ".", path + "[")) for out in taken_out)
-            names = {re.split(r"[.\[]", out)[-1].strip('"]') for out in taken_out}
-            named = any(len(name) > 2 and re.search(rf"\b{re.escape(name)}\b", message) for name in names)
-            return under_seen or above or named
-
         try:
             LangflowStackConfig.model_validate(values)
             return found
         except ValidationError as again:
+            names = {re.split(r"[.\[]", out)[-1].strip('"]') for out in taken_out}
             new = [(path, message) for path, message in describe_validation_error(again)
-                   if not follow_up(path, message)]
+                   if not _follow_up(path, message, seen, taken_out, names)]
             if not new:
                 return found
             found += new
             seen |= {path for path, _ in new}
             error = again
     return found
+
+
+def _under(path: str, above: str) -> bool:
+    return path == above or path.startswith((above + ".", above + "["))
+
+
+def _follow_up(path: str, message: str, seen: set[str], taken_out: list[str], names: set[str]) -> bool:
+    """A problem already said (at or under a reported key), or one that taking a value out made: above that
+    value, or naming it."""
+    return (any(_under(path, old) for old in seen) or any(_under(out, path) for out in taken_out)
+            or any(len(name) > 2 and re.search(rf"\b{re.escape(name)}\b", message) for name in names))
 
 
 def _sub_path(item: Any) -> tuple[Any, ...]:

@@ -21,14 +21,18 @@ class EncryptedValues(Exception):
     """The stack file holds secret values, which only the Pulumi CLI can decrypt."""
 
 
+def stack_file_values(project_dir: Path, stack: str) -> dict[str, Any]:
+    """This project's keys as `Pulumi.<stack>.yaml` writes them (`{secure: ...}` for an encrypted one)."""
+    document = yaml.safe_load((project_dir / f"Pulumi.{stack}.yaml").read_text()) or {}
+    prefix = f"{PROJECT}:"
+    return {key.removeprefix(prefix): value for key, value in (document.get("config") or {}).items()
+            if key.startswith(prefix)}
+
+
 def stack_values(project_dir: Path, stack: str) -> dict[str, Any]:
     declared = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["config"]
     values = {k.split(":", 1)[1]: d["default"] for k, d in declared.items() if "default" in d}
-    document = yaml.safe_load((project_dir / f"Pulumi.{stack}.yaml").read_text()) or {}
-    prefix = f"{PROJECT}:"
-    for key, value in (document.get("config") or {}).items():
-        if key.startswith(prefix):
-            values[key.removeprefix(prefix)] = value
+    values.update(stack_file_values(project_dir, stack))
     encrypted = sorted(k for k, v in values.items() if _holds_secure(v))
     if encrypted:
         raise EncryptedValues(f"Pulumi.{stack}.yaml holds encrypted values ({', '.join(encrypted)})")
@@ -64,14 +68,12 @@ def plaintext_secret_problems(project_dir: Path, stack: str, model: type[BaseMod
     """Secret keys the stack file holds in plain text (they would land in git), each with the command that stores it
     encrypted. `stack`: the stack's name (`dev`, or `org/project/dev`)."""
     name = stack.rpartition("/")[2]
-    path = project_dir / f"Pulumi.{name}.yaml"
-    if not name or not path.is_file():
+    if not name or not (project_dir / f"Pulumi.{name}.yaml").is_file():
         return []
-    document = yaml.safe_load(path.read_text()) or {}
-    config = document.get("config") or {}
+    written = stack_file_values(project_dir, name)
     problems = []
     for keys in secret_paths(model):
-        value: Any = config.get(f"{PROJECT}:{keys[0]}")
+        value: Any = written.get(keys[0])
         for key in keys[1:]:
             value = value.get(key) if isinstance(value, dict) else None
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):

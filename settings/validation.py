@@ -15,10 +15,11 @@ from collections import Counter
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from settings import kube
-from settings.ambassador import key_from_env
+from settings.ambassador import AMBASSADOR_OFF_KEYS, key_from_env
 from settings.backups import backup_engine
 from settings.edge import (
-    CALLBACK_PATH, PER_USER_SINCE, PROGRAM_ANNOTATIONS, identity_mode, ingress_annotation_problem, routes,
+    CALLBACK_PATH, PER_USER_SINCE, PROGRAM_ANNOTATIONS, edge_warnings, identity_mode, ingress_annotation_problem,
+    routes,
 )
 from settings.network import network_warnings
 from settings.managed import MANAGED_PATHS, MANAGED_VOLUMES, STARTUP_BUDGET_SECONDS, managed_env_source
@@ -539,27 +540,14 @@ def unused_settings_rule(config: LangflowStackConfig) -> Iterator[Problem]:
     elif engine == "cloudnative-pg" and "volume" in backups.model_fields_set:
         yield ("backups.volume", "has no effect with CloudNativePG: the operator keeps its backups as volume "
                "snapshots (cloudnative_pg.volume_snapshot_class); remove it")
-    switched = (
-        ("storage", config.storage, config.storage.enabled, "storage.enabled: true",
-         ("size", "storage_class", "access_mode", "protect")),
-        ("metrics", config.metrics, config.metrics.enabled, "metrics.enabled: true",
-         ("langflow_port", "scrape", "scrape_namespaces")),
-        ("network_policies", config.network_policies, config.network_policies.enabled,
-         "network_policies.enabled: true",
-         ("ingress_controller_namespace", "api_client_namespaces", "cloudnative_pg_operator_namespace", "egress")),
-        ("ingress", config.ingress, config.ingress.enabled, "ingress.enabled: true",
-         ("class_name", "hosts", "tls", "timeout_seconds", "annotations")),
-        ("sso", config.sso, config.sso.enabled, "sso.enabled: true",
-         ("issuer_url", "client_id", "client_secret", "display_name", "api_paths", "allow_exposed_langflow_service",
-          "oauth2_proxy", "dex", "identity")),
-        ("ambassador", config.ambassador, config.ambassador.enabled, "ambassador.enabled: true",
-         ("image", "replicas", "port", "sidecar_port", "admin_port", "resources", "timeouts", "retries",
-          "outlier_ejection", "allowed_paths", "cluster_domain")),
-    )
-    for name, section, on, switch, keys in switched:
-        if not on:
-            for key in _set_keys(section, keys):
-                yield (f"{name}.{key}", f"has no effect while {name} is off; remove it, or set {switch}")
+    # Every key of a section with an `enabled` switch, but those its own model already refuses while it is off.
+    for name in ("storage", "metrics", "network_policies", "ingress", "sso", "ambassador"):
+        section = getattr(config, name)
+        if section.enabled:
+            continue
+        own = AMBASSADOR_OFF_KEYS if name == "ambassador" else ()
+        for key in _set_keys(section, (k for k in type(section).model_fields if k != "enabled" and k not in own)):
+            yield (f"{name}.{key}", f"has no effect while {name} is off; remove it, or set {name}.enabled: true")
     if identity_mode(config.sso, config.image.tag, config.auth.enabled) == "shared" \
             and "id_token_expiry_minutes" in config.sso.dex.model_fields_set:
         yield ("sso.dex.id_token_expiry_minutes", "only used with sso.identity.mode: per-user (the sign-in then ends "
@@ -615,4 +603,5 @@ def warnings(config: LangflowStackConfig) -> list[str]:
                    f"{PER_USER_MINIMUM} or later, per-user gives each person their own user.")
     out += network_warnings(config.network_policies, config.sso, config.database,
                             kubernetes_api=config.ambassador.enabled and not key_from_env(config.image.tag))
+    out += edge_warnings(config.sso)
     return out

@@ -247,11 +247,9 @@ class Verification:
         status, _ = process.request("/api/v1/flows/")
         self._check("login on: calls without credentials are refused", status in (401, 403),
                     f"GET /api/v1/flows/ without a token answered {status}")
-        wrong = _form({"username": config.auth.superuser, "password": "not-the-password"})
-        status, _ = process.request("/api/v1/login", "POST", wrong, {"Content-Type": "application/x-www-form-urlencoded"})
+        status, _ = process.login(config.auth.superuser, "not-the-password")
         self._check("login on: a wrong password is refused", status == 401, f"the wrong password got {status}")
-        right = _form({"username": config.auth.superuser, "password": credentials["LANGFLOW_SUPERUSER_PASSWORD"]})
-        status, body = process.request("/api/v1/login", "POST", right, {"Content-Type": "application/x-www-form-urlencoded"})
+        status, body = process.login(config.auth.superuser, credentials["LANGFLOW_SUPERUSER_PASSWORD"])
         self._check("login on: the superuser logs in with the stack's password", status == 200 and "access_token" in body,
                     f"POST /api/v1/login answered {status}: {body}")
         return body["access_token"]
@@ -277,8 +275,7 @@ class Verification:
         self._check(what, not wrong, "; ".join(wrong), f"{len(flows)} of {len(listed)} flows listed")
 
     def _api_key(self, token: str) -> str:
-        status, body = self.process.request("/api/v1/api_key/", "POST", json.dumps({"name": "make-verify"}).encode(),
-                                            {**_bearer(token), "Content-Type": "application/json"})
+        status, body = self.process.create_api_key(token, "make-verify")
         self._check("an API key is created", status in (200, 201) and isinstance(body, dict) and body.get("api_key"),
                     f"POST /api/v1/api_key/ answered {status}: {str(body)[:300]}")
         return body["api_key"]
@@ -358,10 +355,6 @@ class Verification:
 
 def _exit_on_signal(signum, frame) -> None:
     raise SystemExit(128 + signum)
-
-
-def _form(fields: dict[str, str]) -> bytes:
-    return urllib.parse.urlencode(fields).encode()
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -19,6 +19,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
+# What the pod template carries of the key, computed by the key Job's own script on Langflow 1.6 and by Pulumi on
+# 1.7+: a SHA-256 of a random 256-bit key tells nothing of it.
+from flowsync.api_key import KEY_DIGEST_ANNOTATION as KEY_JOB_DIGEST_ANNOTATION, key_digest  # noqa: F401 - re-exported
 from components.common import disruption_budget, object_metadata, pod_monitor, scrape_annotations, service
 from settings.ambassador import AMBASSADOR_PORT, AmbassadorConfig
 from settings.managed import CONTAINER_PORT
@@ -39,10 +42,9 @@ PRE_STOP_SECONDS = 5
 DRAIN_SECONDS = 30
 CONFIG_DIGEST_ANNOTATION = "langflow.org/ambassador-config-sha256"
 # The key's digest on the pod template: a new key rolls the pods (HAProxy reads the key once, at start).
-# Pulumi sets the first on Langflow 1.7+; the key Job (1.6) the second on the shared Deployment, a field
-# of its own, so that Pulumi's server-side apply never meets a field another manager set.
+# Pulumi sets this one on Langflow 1.7+; the key Job (1.6) sets KEY_JOB_DIGEST_ANNOTATION (imported above) on the
+# shared Deployment, a field of its own, so that Pulumi's server-side apply never meets a field another manager set.
 KEY_DIGEST_ANNOTATION = "langflow.org/ambassador-key-sha256"
-KEY_JOB_DIGEST_ANNOTATION = "langflow.org/ambassador-key-job-sha256"
 
 # Every place Langflow reads a credential from a request (langflow-base 0.6.4, the 1.6.4 release, and
 # langflow-base/lfx 1.13.0: langflow/services/auth/utils.py, service.py, external.py): the x-api-key
@@ -270,12 +272,6 @@ def config_text(config: AmbassadorConfig, upstream: Upstream, *, sidecar: bool) 
 
 def config_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def key_digest(key: str) -> str:
-    """What the pod template carries of the key (flowsync/api_key.py computes the same on Langflow 1.6): a
-    SHA-256 of a random 256-bit key tells nothing of it."""
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def pod_annotations(config_sha256: Any, key_sha256: Any = None) -> dict[str, Any]:

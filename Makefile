@@ -24,7 +24,7 @@ help:
 	@echo "                                     (credentials: LANGFLOW_API_KEY, or LANGFLOW_SUPERUSER[_PASSWORD])"
 	@echo "make langflow-lock VERSION=x.y.z     pin a Langflow release for make verify (verify/locks/)"
 	@echo "make toolchain                       build pulumi, plugins and the local control plane; prints the bin dir"
-	@echo "make cluster-up|cluster-down         start / stop the local simulated cluster"
+	@echo "make cluster-up|cluster-down         start / stop the local cluster (a real node where it can run)"
 	@echo "make benchmark                       this program and Helm side by side; writes the README's tables (~20 min)"
 	@echo "make docs                            regenerate Pulumi.yaml and the README config reference"
 	@echo "make lock                            re-resolve requirements.txt from requirements.in"
@@ -90,7 +90,7 @@ recover: venv
 
 cluster-up: venv
 	@bin=$$(bash toolchain/build.sh | tail -n 1) && \
-	  $(VENV)/bin/python -m localcluster up --dir $(STATE_DIR)/local-cluster --bin $$bin
+	  $(VENV)/bin/python -m localcluster up --dir $(STATE_DIR)/local-cluster --bin $$bin --node $${LANGFLOW_LOCAL_NODE:-auto}
 
 cluster-down: venv
 	$(VENV)/bin/python -m localcluster down --dir $(STATE_DIR)/local-cluster

@@ -47,8 +47,11 @@ def parse_quantity(value: str | int | None) -> Decimal:
 
 class Addons:
     def __init__(self, client: KubeClient, volume_dir: Path, logger: logging.Logger,
-                 address: str = "127.0.0.1", interval: float = 0.5):
+                 address: str = "127.0.0.1", interval: float = 0.5, node: str | None = None):
         self.client = client
+        # With a real node, volumes are `local` PVs on it: the kubelet applies fsGroup to those
+        # (it leaves hostPath volumes as they are), as a local-path provisioner's would get.
+        self.node = node
         self.volume_dir = Path(volume_dir)
         self.log = logger
         self.address = address
@@ -128,6 +131,9 @@ class Addons:
         size = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
         path = self.volume_dir / name
         path.mkdir(parents=True, exist_ok=True)
+        if self.node:
+            path.chmod(0o777)  # as rancher's local-path provisioner makes them: any pod user may write
+            node = self.node
         pv = {
             "apiVersion": "v1",
             "kind": "PersistentVolume",
@@ -150,7 +156,8 @@ class Addons:
                     "name": meta["name"],
                     "uid": meta["uid"],
                 },
-                "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
+                **({"local": {"path": str(path)}} if self.node else
+                   {"hostPath": {"path": str(path), "type": "DirectoryOrCreate"}}),
             },
         }
         if pv["spec"]["mountOptions"] is None:
@@ -194,7 +201,7 @@ class Addons:
         if spec.get("persistentVolumeReclaimPolicy", "Delete") != "Delete":
             return  # Retain: leave it, like a real cluster
         self.client.delete(f"/api/v1/persistentvolumes/{meta['name']}")
-        path = Path((spec.get("hostPath") or {}).get("path", ""))
+        path = Path((spec.get("hostPath") or spec.get("local") or {}).get("path", ""))
         if path.is_absolute() and self.volume_dir in path.parents:
             shutil.rmtree(path, ignore_errors=True)
         self.log.info("deleted released volume %s", meta["name"])

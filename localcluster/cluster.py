@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import objects, stages
+from . import node as node_mod, objects, stages
 from .addons import Addons
 from .kubeapi import KubeClient
 from .pki import PKI
@@ -128,7 +128,8 @@ class LocalCluster:
                  startup_timeout: float = 120.0, addons: bool = True,
                  extra_crds: list[dict] | None = None,
                  langflow_start_seconds: float = 0.0,
-                 langflow_stop_seconds: float = stages.LANGFLOW_STOP_SECONDS):
+                 langflow_stop_seconds: float = stages.LANGFLOW_STOP_SECONDS,
+                 real_node: bool = False):
         self.bin_dir = Path(bin_dir).absolute()
         self.workdir = Path(workdir).absolute()
         self.node_count = nodes
@@ -140,6 +141,10 @@ class LocalCluster:
         self.extra_crds = list(extra_crds or [])
         # How long a simulated Langflow pod takes to start and to stop (localcluster/stages.py).
         self.langflow_seconds = (langflow_start_seconds, langflow_stop_seconds)
+        # With a real node (localcluster/node.py), pods scheduled to it run as containers; the API
+        # server then binds to an address pods can reach, on a bridge of the node's.
+        self.node = node_mod.RealNode(self) if real_node else None
+        self.bind_address = node_mod.API_ADDRESS if self.node else "127.0.0.1"
 
         self.log_dir = self.workdir / "logs"
         self.pki = PKI(self.workdir / "pki")
@@ -159,10 +164,10 @@ class LocalCluster:
     # -- public API ------------------------------------------------------------
     @property
     def server(self) -> str:
-        """URL of the API server (https://127.0.0.1:<port>)."""
+        """URL of the API server (https://127.0.0.1:<port>, or the real node's API_ADDRESS)."""
         if "apiserver" not in self.ports:
             raise ClusterError("cluster not started")
-        return f"https://127.0.0.1:{self.ports['apiserver']}"
+        return f"https://{self.bind_address}:{self.ports['apiserver']}"
 
     api_server_url = server
 
@@ -203,15 +208,20 @@ class LocalCluster:
             self._write_kubeconfigs()
             self._started = True
             atexit.register(self.stop)
+            if self.node:
+                self.node.prepare_host(self.startup_timeout)
             self._start_etcd()
             self._start_apiserver()
             self._start_rest()
             self._bootstrap()
             if self.enable_addons:
                 self._addons = Addons(self.client(), self.workdir / "volumes",
-                                      self.log.getChild("addons"))
+                                      self.log.getChild("addons"),
+                                      node=node_mod.NODE_NAME if self.node else None)
                 self._addons.start()
             self._wait_ready()
+            if self.node:
+                self.node.start(time.monotonic() + self.startup_timeout)
         except BaseException:
             self.stop()
             raise
@@ -228,6 +238,8 @@ class LocalCluster:
         test's teardown. Idempotent; safe to call from ``finally`` blocks and atexit.
         """
         with self._stopping:
+            if self.node:  # its containers first, while the API server still answers
+                self.node.stop()
             if self._addons is not None:
                 self._addons.stop()
                 self._addons = None
@@ -366,7 +378,8 @@ class LocalCluster:
         return str(self.bin_dir / name)
 
     def _check_binaries(self) -> None:
-        missing = [b for b in BINARIES if not os.access(self.bin_dir / b, os.X_OK)]
+        needed = BINARIES + (node_mod.NODE_BINARIES if self.node else ())
+        missing = [b for b in needed if not os.access(self.bin_dir / b, os.X_OK)]
         if missing:
             raise ClusterError(
                 f"missing in {self.bin_dir}: {', '.join(missing)} "
@@ -382,17 +395,22 @@ class LocalCluster:
         p.leaf("apiserver", "kube-apiserver", server=True,
                dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                     "kubernetes.default.svc.cluster.local"),
-               ips=("127.0.0.1", SERVICE_IP, self.advertise_address))
+               ips=("127.0.0.1", SERVICE_IP, self.advertise_address, node_mod.API_ADDRESS))
         p.leaf("admin", "localcluster-admin", organizations=("system:masters",), client=True)
         # An administrator, since its controllers use its own credentials (see _start_rest).
         p.leaf("controller-manager", "system:kube-controller-manager", organizations=("system:masters",), client=True)
         p.leaf("scheduler", "system:kube-scheduler", client=True)
         p.leaf("kwok", "kwok-controller", organizations=("system:masters",), client=True)
+        if self.node:  # logs, exec and port-forward: the API server calls the kubelet
+            p.leaf("apiserver-kubelet-client", "kube-apiserver-kubelet-client",
+                   organizations=("system:masters",), client=True)
 
     def _pick_ports(self) -> None:
-        taken: set[int] = set()
         for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler"):
-            self.ports[name] = _free_port(taken)
+            self.ports[name] = self._new_port()
+
+    def _new_port(self) -> int:
+        return _free_port(set(self.ports.values()))
 
     def _kubeconfig_text(self, user: str, embed: bool) -> str:
         crt, key = self.pki.dir / f"{user}.crt", self.pki.dir / f"{user}.key"
@@ -467,7 +485,7 @@ class LocalCluster:
         self._spawn("kube-apiserver", [
             self._bin("kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-            "--bind-address=127.0.0.1",
+            f"--bind-address={self.bind_address}",
             f"--secure-port={self.ports['apiserver']}",
             f"--advertise-address={self.advertise_address}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
@@ -493,6 +511,10 @@ class LocalCluster:
             # etcd 3.4.23 lacks RequestWatchProgress, so 1.34's streaming watch-lists keep
             # failing and kwok sees pod changes tens of seconds late (platform.md, "Measured").
             "--feature-gates=WatchList=false",
+            *([f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+               f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+               f"--kubelet-certificate-authority={self.pki.ca_cert}",
+               "--kubelet-preferred-address-types=InternalIP"] if self.node else []),
         ])
         self._client = self.client()
         self._wait("kube-apiserver /readyz", lambda: self._client.healthy("/readyz"),

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import forward, node as real_node
 from .cluster import BINARIES, ClusterError, LocalCluster, tail
 
 PIDFILE = "localcluster.pid"
@@ -53,7 +54,8 @@ def _belongs(pid: int, workdir: Path) -> bool:
     """A process we started for this workdir: one of our binaries whose
     command line mentions the workdir."""
     cmd = _cmdline(pid)
-    return bool(cmd) and Path(cmd[0]).name in BINARIES and any(str(workdir) in a for a in cmd)
+    return bool(cmd) and Path(cmd[0]).name in BINARIES + real_node.NODE_BINARIES \
+        and any(str(workdir) in a for a in cmd)
 
 
 def _read_json(path: Path) -> dict:
@@ -104,7 +106,19 @@ def _stray_processes(workdir: Path) -> list[int]:
 
 
 # -- supervisor (runs detached) -------------------------------------------------
-def supervise(workdir: Path, bin_dir: Path, timeout: float) -> int:
+def node_choice(wanted: str, bin_dir: Path) -> tuple[bool, str]:
+    """(real node or not, a line saying why not) for --node auto|real|simulated."""
+    if wanted == "simulated":
+        return False, ""
+    reason = real_node.unavailable(bin_dir)
+    if reason and wanted == "real":
+        raise ClusterError(f"no real node: {reason}")
+    if reason:
+        return False, f"localcluster: no real node ({reason}); pods are simulated by kwok, no container runs"
+    return True, ""
+
+
+def supervise(workdir: Path, bin_dir: Path, timeout: float, node: str = "simulated") -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     state_path = workdir / STATEFILE
     (workdir / PIDFILE).write_text(f"{os.getpid()}\n")
@@ -119,13 +133,17 @@ def supervise(workdir: Path, bin_dir: Path, timeout: float) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
 
-    cluster = LocalCluster(bin_dir, workdir, startup_timeout=timeout)
     _write_json(state_path, {"status": "starting", "pid": os.getpid()})
     code = 0
+    cluster = None
     try:
         try:
+            real, _ = node_choice(node, bin_dir)
+            # With a real node there are no simulated ones: every pod runs for real.
+            cluster = LocalCluster(bin_dir, workdir, startup_timeout=timeout, real_node=real,
+                                   nodes=0 if real else 3)
             cluster.start()
-        except ClusterError as exc:
+        except (ClusterError, real_node.NodeError) as exc:
             _write_json(state_path, {"status": "failed", "pid": os.getpid(), "error": str(exc)})
             print(f"start failed: {exc}", file=sys.stderr, flush=True)
             return 1
@@ -139,12 +157,15 @@ def supervise(workdir: Path, bin_dir: Path, timeout: float) -> int:
             "components": cluster.pids(),
             "startup_seconds": round(cluster.startup_seconds or 0, 1),
             "kube_version": cluster.kube_version,
+            "node": "real" if cluster.node else "simulated",
         }
         _write_json(state_path, state)
+        forwards = forward.Forwards(workdir, cluster)
         print(f"cluster running: {cluster.server} ({state['startup_seconds']}s)",
               file=sys.stderr, flush=True)
         reported: set[str] = set()
-        while not stop.wait(2.0):
+        while not stop.wait(1.0):
+            forwards.reconcile()
             for name, comp in cluster.components.items():
                 code_ = comp.proc.poll() if comp.proc else None
                 if code_ is not None and name not in reported:
@@ -164,7 +185,10 @@ def supervise(workdir: Path, bin_dir: Path, timeout: float) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
-        cluster.stop()
+        if cluster is not None:
+            if "forwards" in locals():
+                forwards.stop()
+            cluster.stop()
         current = _read_json(state_path)
         if current.get("status") != "failed":
             _write_json(state_path, {"status": "stopped"})
@@ -177,7 +201,7 @@ def supervise(workdir: Path, bin_dir: Path, timeout: float) -> int:
 
 
 # -- commands -------------------------------------------------------------------
-def up(workdir: Path, bin_dir: Path, timeout: float = 120.0) -> int:
+def up(workdir: Path, bin_dir: Path, timeout: float = 120.0, node: str = "simulated") -> int:
     workdir = workdir.absolute()
     bin_dir = bin_dir.absolute()
     pid = running_supervisor(workdir)
@@ -187,6 +211,13 @@ def up(workdir: Path, bin_dir: Path, timeout: float = 120.0) -> int:
               f"{state.get('server', '?')}", file=sys.stderr)
         print(workdir / "kubeconfig")
         return 0
+    try:
+        _, notice = node_choice(node, bin_dir)
+    except ClusterError as exc:
+        print(f"localcluster: {exc}", file=sys.stderr)
+        return 1
+    if notice:
+        print(notice, file=sys.stderr)
     strays = _stray_processes(workdir)
     if strays:
         print(f"localcluster: stopping leftover processes {strays}", file=sys.stderr)
@@ -204,7 +235,7 @@ def up(workdir: Path, bin_dir: Path, timeout: float = 120.0) -> int:
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "localcluster", "_supervise", "--dir", str(workdir),
-             "--bin", str(bin_dir), "--timeout", str(timeout)],
+             "--bin", str(bin_dir), "--timeout", str(timeout), "--node", node],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir, env=env,
             close_fds=True, start_new_session=True)
     deadline = t0 + timeout + 30
@@ -212,8 +243,8 @@ def up(workdir: Path, bin_dir: Path, timeout: float = 120.0) -> int:
         state = _read_json(workdir / STATEFILE)
         status = state.get("status")
         if status == "running":
-            print(f"localcluster: up in {time.monotonic() - t0:.1f}s: {state['server']} "
-                  f"(supervisor pid {proc.pid}); kubeconfig: {state['kubeconfig']}",
+            print(f"localcluster: up in {time.monotonic() - t0:.1f}s: {state['server']}, {state['node']} "
+                  f"node (supervisor pid {proc.pid}); kubeconfig: {state['kubeconfig']}",
                   file=sys.stderr)
             print(state["kubeconfig"])
             return 0

@@ -143,3 +143,83 @@ PLATFORM_NAMESPACE = "cpaas-system"
 
 def platform_namespace() -> dict:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PLATFORM_NAMESPACE}}
+
+
+# Cluster DNS for the real node, as kubeadm deploys it: CoreDNS in kube-system behind the Service
+# `kube-dns` (the program's NetworkPolicies allow DNS to pods of kube-system).
+COREFILE = """\
+.:53 {
+    errors
+    health {
+        lameduck 5s
+    }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+"""
+
+
+def coredns_objects(service_ip: str, image: str) -> list[tuple[str, dict]]:
+    """(collection path, object) pairs: RBAC, Corefile, Deployment and Service of CoreDNS."""
+    ns, name, labels = "kube-system", "coredns", {"k8s-app": "kube-dns"}
+    meta = {"name": name, "namespace": ns, "labels": labels}
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    probe = {"periodSeconds": 2, "timeoutSeconds": 2}
+    pod = {
+        "serviceAccountName": name,
+        "priorityClassName": "system-cluster-critical",
+        "dnsPolicy": "Default",
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{
+            "name": name, "image": image, "imagePullPolicy": "Never",
+            "args": ["-conf", "/etc/coredns/Corefile"],
+            "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                      {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}],
+            "resources": {"requests": {"cpu": "50m", "memory": "70Mi"}, "limits": {"memory": "170Mi"}},
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, **probe},
+            "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 10, **probe},
+            # As kubeadm has it: the image's /coredns carries the file capability to bind port 53.
+            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}},
+            "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns", "readOnly": True}],
+        }],
+        "volumes": [{"name": "config", "configMap": {"name": name}}],
+    }
+    return [
+        (f"/api/v1/namespaces/{ns}/serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                      "metadata": meta}),
+        (f"{rbac}/clusterroles", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "system:coredns"},
+            "rules": [{"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
+                       "verbs": ["list", "watch"]},
+                      {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                       "verbs": ["list", "watch"]}]}),
+        (f"{rbac}/clusterrolebindings", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "system:coredns"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]}),
+        (f"/api/v1/namespaces/{ns}/configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+                                                 "data": {"Corefile": COREFILE}}),
+        (f"/apis/apps/v1/namespaces/{ns}/deployments", {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": pod}}}),
+        (f"/api/v1/namespaces/{ns}/services", {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": ns, "labels": labels},
+            "spec": {"clusterIP": service_ip, "selector": labels,
+                     "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                               {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}}),
+    ]

@@ -14,10 +14,12 @@ and failed (the message says which release is live now); 2 refused before anythi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
 
+from releases import local_access
 from releases.history import ReleaseError
 from releases.workflow import ReleaseFailed, StackReleases
 from releases.worktree import work_tree_lock
@@ -67,12 +69,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> None:
     releases = StackReleases(args.stack, PROJECT, api_outage_seconds=args.api_outage_seconds)
+    try:
+        _command(args, releases)
+    except ReleaseFailed:
+        if local_access.local_node(os.environ.get("LANGFLOW_LOCAL_CLUSTER_DIR")):
+            local_access.report_crashes(releases.settings().config.namespace)
+        raise
+
+
+def _command(args: argparse.Namespace, releases: StackReleases) -> None:
     if args.command == "list":
         print(releases.releases_table())
     elif args.command == "up":
         releases.release(args.message, atomic=args.atomic, confirm_restore=args.confirm_restore)
+        _open_locally(releases, args.stack)
     elif args.command == "rollback":
         releases.rollback(args.to, keep_flows=args.keep_flows, confirm_restore=args.confirm_restore)
+        _open_locally(releases, args.stack)
     elif args.command == "destroy":
         releases.destroy()
     elif args.command == "recover":
@@ -83,6 +96,12 @@ def _run(args: argparse.Namespace) -> None:
         raise ReleaseError("restore needs the backup: FROM=<name> (or FROM=latest); nothing was changed")
     else:
         releases.restore_backup(args.source, confirmed=args.confirm_restore)
+
+
+def _open_locally(releases: StackReleases, stack: str) -> None:
+    """On the local cluster's real node: Langflow on 127.0.0.1, and how to sign in (releases/local_access.py)."""
+    if local_access.local_node(os.environ.get("LANGFLOW_LOCAL_CLUSTER_DIR")):
+        local_access.announce({name: output.value for name, output in releases.stack.outputs().items()}, stack)
 
 
 if __name__ == "__main__":

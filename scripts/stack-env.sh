@@ -5,7 +5,8 @@
 # - state in a self-managed backend outside the repo (no Pulumi Cloud account), unless
 #   PULUMI_BACKEND_URL names one;
 # - the dev stack's documented passphrase; other stacks must bring their own;
-# - no kube context on this machine: the local simulated cluster (pods do not really run);
+# - no kube context on this machine: the local cluster, with a real node where one can start here (root,
+#   containerd: the pods run as containers), else simulated nodes (kwok: no container runs);
 # - the stack exists.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,11 +45,19 @@ if [ "${LANGFLOW_CLUSTER:-auto}" = local ] || { [ "${LANGFLOW_CLUSTER:-auto}" = 
   if ! "$ROOT/.venv/bin/python" -m localcluster status --dir "$cluster_dir" >/dev/null 2>&1; then
     echo "No Kubernetes context found: starting the local cluster in $cluster_dir" >&2
     rm -rf "${backend#file://}"
-    (cd "$ROOT" && .venv/bin/python -m localcluster up --dir "$cluster_dir" --bin "$BIN") >&2
+    (cd "$ROOT" && .venv/bin/python -m localcluster up --dir "$cluster_dir" --bin "$BIN" \
+      --node "${LANGFLOW_LOCAL_NODE:-auto}") >&2
   fi
   export KUBECONFIG="$cluster_dir/kubeconfig"
-  echo "NOTE: deploying to the local simulated cluster: the API server is real, the nodes and" >&2
-  echo "      pods are simulated by kwok (no container runs). Stop it with: make cluster-down" >&2
+  # releases/ serves Langflow on 127.0.0.1 after `make up` when the pods run for real.
+  export LANGFLOW_LOCAL_CLUSTER_DIR="$cluster_dir"
+  if grep -q '"node": "real"' "$cluster_dir/localcluster.json" 2>/dev/null; then
+    echo "NOTE: deploying to the local cluster: its pods run as containers on this machine's real node." >&2
+  else
+    echo "NOTE: deploying to the local simulated cluster: the API server is real, the nodes and" >&2
+    echo "      pods are simulated by kwok (no container runs)." >&2
+  fi
+  echo "      Stop it with: make cluster-down" >&2
 fi
 
 export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-$backend}

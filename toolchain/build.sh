@@ -16,7 +16,8 @@
 #     dex-<version>/, oauth2-proxy-<version>/   the sign-in test's real programs (versions.env)
 #     actionlint-<version>/               the GitHub Actions workflow linter (versions.env)
 #     helm-<version>/                     Helm, for the side-by-side benchmark (versions.env)
-#     bin-<hash of all of the above>/     links to the nine programs (+ what toolchain/kube.sh adds)
+#     coredns-<version>/                  CoreDNS for the real local node, trimmed to its Corefile's plugins (versions.env)
+#     bin-<hash of all of the above>/     links to the ten programs (+ what toolchain/kube.sh adds)
 # Each entry is built in a temporary directory and renamed into place only when
 # complete, so an interrupted build never leaves a half-made entry.
 #
@@ -114,6 +115,11 @@ DEX_MOD=github.com/dexidp/dex
 OAUTH2_PROXY_MOD=github.com/oauth2-proxy/oauth2-proxy/v7
 ACTIONLINT_MOD=github.com/rhysd/actionlint
 HELM_MOD=helm.sh/helm/v3
+COREDNS_MOD=github.com/coredns/coredns
+# The only CoreDNS plugins the real node's Corefile uses (order does not
+# matter: core/dnsserver's directive list orders them).
+COREDNS_PLUGINS=(errors health ready kubernetes forward cache loop reload loadbalance log)
+[[ -n "${COREDNS_VERSION:-}" ]] || die "no COREDNS_VERSION in toolchain/versions.env"
 
 log "pins: pulumi==$PULUMI_PIN pulumi-kubernetes==$KUBERNETES_PIN pulumi-random==$RANDOM_PIN"
 
@@ -213,10 +219,12 @@ tools_go() {
     for p in "$@"; do echo "	_ \"$p\""; done; echo ")"; } >"$dir/tools.go"
 }
 
-# ensure_lock <tool> <dir>: <dir>/go.mod is the generated recipe. Use the
-# committed lock (toolchain/lock/<tool>/: tidied go.mod + go.sum) if it was made
-# from the same recipe; otherwise resolve the graph once (go mod tidy, needs
-# the module proxy) and write the lock for committing.
+# ensure_lock <tool> <dir> [<file>...]: <dir>/go.mod is the generated recipe,
+# together with the given generated sources in <dir> (a wrapper main whose
+# imports decide the module graph). Use the committed lock
+# (toolchain/lock/<tool>/: tidied go.mod + go.sum, and copies of those sources)
+# if it was made from the same recipe; otherwise resolve the graph once (go mod
+# tidy, needs the module proxy) and write the lock for committing.
 # modkey <go.mod>: the file's module/go/require/replace content, independent of
 # how a Go version formats it.
 modkey() {
@@ -230,8 +238,9 @@ print(json.dumps({"module": m["Module"], "go": m.get("Go"),
 }
 
 ensure_lock() {
-  local tool=$1 dir=$2 lock="$LOCK_ROOT/$1"
-  if [[ -f "$lock/recipe.mod" && -f "$lock/go.mod" && -f "$lock/go.sum" ]] &&
+  local tool=$1 dir=$2 lock="$LOCK_ROOT/$1" f same=1; shift 2
+  for f in "$@"; do cmp -s "$lock/$f" "$dir/$f" || same=""; done
+  if [[ -n "$same" && -f "$lock/recipe.mod" && -f "$lock/go.mod" && -f "$lock/go.sum" ]] &&
      [[ "$(modkey "$lock/recipe.mod")" == "$(modkey "$dir/go.mod")" ]]; then
     cp "$lock/go.mod" "$lock/go.sum" "$dir/"
     return
@@ -241,6 +250,7 @@ ensure_lock() {
   (cd "$dir" && go mod tidy)
   mkdir -p "$lock"
   cp "$dir/go.mod" "$dir/go.sum" "$lock/"
+  for f in "$@"; do cp "$dir/$f" "$lock/$f"; done
   mv "$dir/recipe.mod.tmp" "$lock/recipe.mod"
   log "$tool: wrote toolchain/lock/$tool/ (commit it: it pins every module checksum)"
 }
@@ -284,6 +294,7 @@ DEX_ENTRY="$CACHE/dex-$DEX_LABEL"
 OAUTH2_PROXY_ENTRY="$CACHE/oauth2-proxy-$OAUTH2_PROXY_VERSION"
 ACTIONLINT_ENTRY="$CACHE/actionlint-$ACTIONLINT_VERSION"
 HELM_ENTRY="$CACHE/helm-$HELM_VERSION"
+COREDNS_ENTRY="$CACHE/coredns-$COREDNS_VERSION"
 
 # Recipe hashes (inputs of each entry, including its lock). Recomputed after a
 # build because building may write the lock.
@@ -303,7 +314,8 @@ hash_dex() { DEX_HASH=$(recipe_hash "dex-$DEX_LABEL" "$DEX_MOD@$DEX_VERSION" "$D
 hash_oauth2_proxy() { OAUTH2_PROXY_HASH=$(recipe_hash "oauth2-proxy-$OAUTH2_PROXY_VERSION" "$OAUTH2_PROXY_MOD@$OAUTH2_PROXY_VERSION"); }
 hash_actionlint() { ACTIONLINT_HASH=$(recipe_hash "actionlint-$ACTIONLINT_VERSION" "$ACTIONLINT_MOD@$ACTIONLINT_VERSION"); }
 hash_helm() { HELM_HASH=$(recipe_hash "helm-$HELM_VERSION" "$HELM_MOD@$HELM_VERSION"); }
-hash_pulumi; hash_langhost; hash_kubernetes; hash_random; hash_dex; hash_oauth2_proxy; hash_actionlint; hash_helm
+hash_coredns() { COREDNS_HASH=$(recipe_hash "coredns-$COREDNS_VERSION" "$COREDNS_MOD@$COREDNS_VERSION" "plugins=${COREDNS_PLUGINS[*]}"); }
+hash_pulumi; hash_langhost; hash_kubernetes; hash_random; hash_dex; hash_oauth2_proxy; hash_actionlint; hash_helm; hash_coredns
 
 build_pulumi() {
   local w stage v; workdir w pulumi; workdir stage pulumi-stage
@@ -461,23 +473,31 @@ EOF
   CURRENT=""
 }
 
-# build_program <tool> <binary> <module@version...> -- <main package> <ldflags>: a program built from
-# a wrapper module that requires the given modules (the sign-in test's Dex and oauth2-proxy, actionlint, Helm),
-# into the stage directory PROGRAM_STAGE.
+# build_program <tool> <binary> <module@version...> -- <main package> <ldflags> [<main.go writer>]: a
+# program built from a wrapper module that requires the given modules (the sign-in test's Dex and
+# oauth2-proxy, actionlint, Helm, CoreDNS), into the stage directory PROGRAM_STAGE. With a writer
+# (a function called with the wrapper's directory that writes its main.go), the wrapper module
+# itself is the main package (<main package> only names it in messages) and main.go is part of the lock.
 build_program() {
   local tool=$1 binary=$2 w m; shift 2
   local requires=()
   while [[ $1 != -- ]]; do requires+=("$1"); shift; done
-  local package=$2 ldflags=$3
+  local package=$2 ldflags=$3 writer=${4:-}
   workdir w "$tool"; workdir PROGRAM_STAGE "$tool-stage"
   CURRENT="$tool ($package)"
   log "building $CURRENT"
   { echo "module langflow.local/toolchain/$tool"; echo; echo "go 1.24"; echo; echo "require ("
     for m in "${requires[@]}"; do echo "	${m%@*} ${m#*@}"; done; echo ")"; } >"$w/go.mod"
   copy_replaces "${requires[0]}" "$w"
-  tools_go "$w" "$package"
-  ensure_lock "$tool" "$w"
-  gobuild "$w" "$PROGRAM_STAGE/$binary" "$ldflags" "$package"
+  if [[ -n "$writer" ]]; then
+    "$writer" "$w"
+    ensure_lock "$tool" "$w" main.go
+    gobuild "$w" "$PROGRAM_STAGE/$binary" "$ldflags" .
+  else
+    tools_go "$w" "$package"
+    ensure_lock "$tool" "$w"
+    gobuild "$w" "$PROGRAM_STAGE/$binary" "$ldflags" "$package"
+  fi
 }
 
 build_dex() {
@@ -532,6 +552,45 @@ for r in json.load(sys.stdin).get("Require") or []:
   CURRENT=""
 }
 
+# CoreDNS for the real local node: upstream's main (coredns.go) with only the plugins its
+# Corefile uses instead of core/plugin's all-plugins import list (zplugin.go).
+coredns_main() {
+  local p
+  { echo "// Generated by toolchain/build.sh: CoreDNS $COREDNS_VERSION's main (coredns.go) with only the"
+    echo "// plugins the real local node's Corefile uses (upstream imports all of core/plugin)."
+    echo "package main"; echo; echo "import ("
+    echo "	_ \"$COREDNS_MOD/core/dnsserver\""
+    echo "	\"$COREDNS_MOD/coremain\""
+    for p in "${COREDNS_PLUGINS[@]}"; do echo "	_ \"$COREDNS_MOD/plugin/$p\""; done
+    echo ")"; echo; echo "func main() {"; echo "	coremain.Run()"; echo "}"; } >"$1/main.go"
+  gofmt -w "$1/main.go"
+}
+
+build_coredns() {
+  local info commit v got p
+  # As upstream's Makefile: -X coremain.GitCommit=<git describe --always>, i.e. the release
+  # commit abbreviated (named by the proxy's .info; the tag if it names none).
+  info=$(moddownload "$COREDNS_MOD@$COREDNS_VERSION" Info)
+  commit=$(python3 -c '
+import json, sys
+print((json.load(open(sys.argv[1])).get("Origin") or {}).get("Hash", "")[:7])' "$info")
+  build_program "coredns-$COREDNS_VERSION" coredns "$COREDNS_MOD@$COREDNS_VERSION" -- \
+    "$COREDNS_MOD (trimmed main)" "-X $COREDNS_MOD/coremain.GitCommit=${commit:-$COREDNS_VERSION}" coredns_main
+  v=$("$PROGRAM_STAGE/coredns" -version | sed -n 1p)
+  [[ "$v" == "CoreDNS-${COREDNS_VERSION#v}" ]] || die "built coredns reports '$v', expected CoreDNS-${COREDNS_VERSION#v}"
+  # -plugins lists every registered plugin: ours and the few they import themselves
+  # (forward: debug, dnstap; cache: prometheus; kubernetes: transfer; several: metadata).
+  got=$("$PROGRAM_STAGE/coredns" -plugins | tr -d ' \t' | sed '/^$/d' | LC_ALL=C sort | tr '\n' ' ')
+  for p in "${COREDNS_PLUGINS[@]}"; do
+    [[ " $got" == *" $p "* ]] || die "built coredns lacks plugin $p (coredns -plugins: $got)"
+  done
+  hash_coredns
+  install_entry "$PROGRAM_STAGE" "$COREDNS_ENTRY" "$COREDNS_HASH" \
+    "coredns: $COREDNS_MOD@$COREDNS_VERSION (commit ${commit:-?}), plugins imported: ${COREDNS_PLUGINS[*]}
+coredns -plugins: $got"
+  CURRENT=""
+}
+
 # ------------------------------------------------------------------ pulumi on PATH?
 # A pulumi on PATH that reports exactly the pin is used instead of building
 # one (unless it is one of ours from the cache).
@@ -565,11 +624,12 @@ entry_ok "$DEX_ENTRY" "$DEX_HASH" dex || need+=(dex)
 entry_ok "$OAUTH2_PROXY_ENTRY" "$OAUTH2_PROXY_HASH" oauth2-proxy || need+=(oauth2_proxy)
 entry_ok "$ACTIONLINT_ENTRY" "$ACTIONLINT_HASH" actionlint || need+=(actionlint)
 entry_ok "$HELM_ENTRY" "$HELM_HASH" helm || need+=(helm)
+entry_ok "$COREDNS_ENTRY" "$COREDNS_HASH" coredns || need+=(coredns)
 
 bin_hash() {
   printf '%s\n' "pulumi=${PATH_PULUMI:-$PULUMI_HASH}" "langhost=${PATH_LANGHOST:-$LANGHOST_HASH}" \
     "kubernetes=$K8S_HASH" "random=$RANDOM_HASH" "dex=$DEX_HASH" "oauth2-proxy=$OAUTH2_PROXY_HASH" \
-    "actionlint=$ACTIONLINT_HASH" "helm=$HELM_HASH" | sha | cut -c1-12
+    "actionlint=$ACTIONLINT_HASH" "helm=$HELM_HASH" "coredns=$COREDNS_HASH" | sha | cut -c1-12
 }
 
 declare -A LINKS
@@ -584,6 +644,7 @@ set_links() {
     [oauth2-proxy]="$OAUTH2_PROXY_ENTRY/oauth2-proxy"
     [actionlint]="$ACTIONLINT_ENTRY/actionlint"
     [helm]="$HELM_ENTRY/helm"
+    [coredns]="$COREDNS_ENTRY/coredns"
   )
 }
 
@@ -597,6 +658,9 @@ if [[ "$MODE" == check ]]; then
   done
   if [[ -f "$SCRIPT_DIR/kube.sh" ]] && ! bash "$SCRIPT_DIR/kube.sh" "$BIN_DIR" --check; then
     missing+=("kube.sh components")
+  fi
+  if ! bash "$SCRIPT_DIR/knp.sh" "$BIN_DIR" --check; then
+    missing+=("kube-network-policies (toolchain/knp.sh)")
   fi
   if ((${#missing[@]})); then
     log "incomplete: ${missing[*]}"
@@ -650,10 +714,14 @@ for n in "${!LINKS[@]}"; do
 done
 
 if [[ -f "$SCRIPT_DIR/kube.sh" ]]; then
-  CURRENT="the Kubernetes control plane (toolchain/kube.sh)"
+  CURRENT="the local Kubernetes control plane and node (toolchain/kube.sh)"
   bash "$SCRIPT_DIR/kube.sh" "$BIN_DIR"
   CURRENT=""
 fi
+# NetworkPolicies on the real node: kube-network-policies, patched to run here (toolchain/knp/).
+CURRENT="kube-network-policies (toolchain/knp.sh)"
+bash "$SCRIPT_DIR/knp.sh" "$BIN_DIR"
+CURRENT=""
 
 log "ready: $BIN_DIR"
 printf '%s\n' "$BIN_DIR" >&3

@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Build a local Kubernetes control plane for the integration tests from Go
-# modules (no binary downloads) and link it into BIN_DIR.
+# Build a local Kubernetes control plane and what a real local node needs for
+# the integration tests from Go modules (no binary downloads) and link it into
+# BIN_DIR.
 #
 #   bash toolchain/kube.sh BIN_DIR            # build if needed, then link
 #   bash toolchain/kube.sh BIN_DIR --check    # only verify everything is there
 #
 # Provides in BIN_DIR: kube-apiserver, kube-controller-manager, kube-scheduler
-# (all from one Kubernetes release), kwok, and etcd (Debian's etcd-server).
+# (all from one Kubernetes release), kwok, and etcd (Debian's etcd-server);
+# for a real node beside it: kubelet and kube-proxy (the same release), pause
+# (the sandbox image's binary, from the same release's build/pause), and
+# containerd, ctr, runc (Debian's containerd and runc; the node's other Debian
+# packages, containernetworking-plugins, iptables, conntrack and debootstrap,
+# are installed when missing but not linked). CoreDNS is built by build.sh
+# (it has a lock under toolchain/lock/).
 #
 # Builds are cached outside the repository, keyed by version:
 #   ${LANGFLOW_TOOLCHAIN_CACHE:-$HOME/.cache/langflow-pulumi-toolchain}/
-#       kubernetes-<version>/   kube-apiserver kube-controller-manager kube-scheduler
-#       kwok-<version>/         kwok
+#       kubernetes-<version>/        kube-apiserver kube-controller-manager kube-scheduler
+#       kubernetes-node-<version>/   kubelet kube-proxy
+#       kwok-<version>/              kwok
+#       pause-<version>/             pause (static C program; PAUSE_VERSION in versions.env)
 # A build happens in a temporary directory next to the target and is renamed
 # into place only when complete, so an interrupted build never looks finished.
 #
@@ -26,6 +35,24 @@ KUBE_VERSION="${LANGFLOW_KUBE_VERSION:-v1.34.4}"
 KWOK_VERSION="${LANGFLOW_KWOK_VERSION:-v0.7.0}"
 ETCD_BIN=/usr/bin/etcd
 KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
+# The node's binaries, same release, cached apart so the control plane's
+# entry stays valid.
+NODE_BINARIES=(kubelet kube-proxy)
+# pause (the sandbox image's binary): version from versions.env (kubeadm's
+# PauseVersion for this release); the source is build/pause of k8s.io/kubernetes@KUBE_VERSION.
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PAUSE_VERSION="$(set +u; . "$SCRIPT_DIR/versions.env" && printf '%s' "${PAUSE_VERSION:-}")" || PAUSE_VERSION=""
+# Debian packages of the real node: package -> a file it installs.
+declare -A NODE_PACKAGES=(
+  [containerd]=/usr/bin/containerd
+  [runc]=/usr/sbin/runc
+  [containernetworking-plugins]=/usr/lib/cni/bridge
+  [iptables]=/usr/sbin/iptables
+  [conntrack]=/usr/sbin/conntrack
+  [debootstrap]=/usr/sbin/debootstrap
+  [nftables]=/usr/sbin/nft
+)
+NODE_PACKAGE_ORDER=(containerd runc containernetworking-plugins iptables conntrack debootstrap nftables)
 
 log() { printf 'kube.sh: %s\n' "$*" >&2; }
 die() { printf 'kube.sh: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -37,10 +64,13 @@ BIN_DIR="$1"
 MODE="${2:-}"
 [[ -z "$MODE" || "$MODE" == "--check" ]] || usage
 [[ -n "$BIN_DIR" ]] || usage
+[[ -n "$PAUSE_VERSION" ]] || die "no PAUSE_VERSION in $SCRIPT_DIR/versions.env"
 
 CACHE_ROOT="${LANGFLOW_TOOLCHAIN_CACHE:-$HOME/.cache/langflow-pulumi-toolchain}"
 KUBE_DIR="$CACHE_ROOT/kubernetes-$KUBE_VERSION"
+NODE_DIR="$CACHE_ROOT/kubernetes-node-$KUBE_VERSION"
 KWOK_DIR="$CACHE_ROOT/kwok-$KWOK_VERSION"
+PAUSE_DIR="$CACHE_ROOT/pause-$PAUSE_VERSION"
 
 # name -> file the BIN_DIR link must point to
 declare -A TARGETS=(
@@ -49,8 +79,15 @@ declare -A TARGETS=(
   [kube-scheduler]="$KUBE_DIR/kube-scheduler"
   [kwok]="$KWOK_DIR/kwok"
   [etcd]="$ETCD_BIN"
+  [kubelet]="$NODE_DIR/kubelet"
+  [kube-proxy]="$NODE_DIR/kube-proxy"
+  [pause]="$PAUSE_DIR/pause"
+  [containerd]=/usr/bin/containerd
+  [ctr]=/usr/bin/ctr
+  [runc]=/usr/sbin/runc
 )
-NAMES=(kube-apiserver kube-controller-manager kube-scheduler kwok etcd)
+NAMES=(kube-apiserver kube-controller-manager kube-scheduler kwok etcd
+       kubelet kube-proxy pause containerd ctr runc)
 
 # ---------------------------------------------------------------- --check
 if [[ "$MODE" == "--check" ]]; then
@@ -64,11 +101,14 @@ if [[ "$MODE" == "--check" ]]; then
       missing+=("$name (no link $link -> $target)")
     fi
   done
+  for pkg in "${NODE_PACKAGE_ORDER[@]}"; do
+    [[ -x "${NODE_PACKAGES[$pkg]}" ]] || missing+=("Debian package $pkg (no ${NODE_PACKAGES[$pkg]})")
+  done
   if ((${#missing[@]})); then
     for m in "${missing[@]}"; do log "missing: $m"; done
     die "local Kubernetes toolchain incomplete; run: bash toolchain/kube.sh $BIN_DIR"
   fi
-  log "local Kubernetes toolchain present in $BIN_DIR ($KUBE_VERSION, kwok $KWOK_VERSION)"
+  log "local Kubernetes toolchain present in $BIN_DIR ($KUBE_VERSION, kwok $KWOK_VERSION, pause $PAUSE_VERSION)"
   exit 0
 fi
 
@@ -132,31 +172,19 @@ publish() {
 }
 
 # ---------------------------------------------------------------- kubernetes
-build_kubernetes() {
-  if all_present "$KUBE_DIR" "${KUBE_BINARIES[@]}"; then
-    log "kubernetes $KUBE_VERSION: cached in $KUBE_DIR"
-    return 0
-  fi
-  [[ -e "$KUBE_DIR" ]] && { log "removing incomplete $KUBE_DIR"; rm -rf "$KUBE_DIR"; }
-  need_go "Kubernetes $KUBE_VERSION"
-
-  local work
-  work="$(mktemp -d "$CACHE_ROOT/.tmp-kubernetes-$KUBE_VERSION.XXXXXX")"
-  TMP_DIRS+=("$work")
-  mkdir -p "$work/mod" "$work/out"
-
+# kube_wrapper_module <dir> <k8s.io/kubernetes go.mod>: write <dir>/go.mod, the
+# wrapper module the Kubernetes binaries are built in, and set KUBE_LDFLAGS.
+# Every k8s.io/* requirement at v0.0.0 is a staging module that the main module
+# resolves through a local replace; the wrapper points those at the published
+# v0.<minor>.<patch> tags. KUBE_LDFLAGS stamps the version the way upstream's
+# hack/lib/version.sh does (buildDate: the release's time from the proxy's .info).
+kube_wrapper_module() {
+  local dir="$1" gomod="$2"
   local ver="${KUBE_VERSION#v}" major minor patch
   IFS=. read -r major minor patch <<<"$ver"
   [[ -n "$major" && -n "$minor" && -n "$patch" ]] || die "bad Kubernetes version $KUBE_VERSION"
   local staging_ver="v0.$minor.$patch"
 
-  log "kubernetes $KUBE_VERSION: fetching module metadata"
-  local gomod
-  gomod="$(mod_field "k8s.io/kubernetes@$KUBE_VERSION" "$work" GoMod)"
-  [[ -f "$gomod" ]] || die "no go.mod found for k8s.io/kubernetes@$KUBE_VERSION"
-
-  # Every k8s.io/* requirement at v0.0.0 is a staging module that the main
-  # module resolves through a local replace; point those at the published tags.
   local staging
   staging="$(awk '$2 == "v0.0.0" && $1 ~ /^k8s\.io\// { print $1 }' "$gomod" | sort -u)"
   [[ -n "$staging" ]] || die "found no staging modules in $gomod"
@@ -176,37 +204,66 @@ build_kubernetes() {
     local m
     for m in $staging; do echo "	$m v0.0.0 => $m $staging_ver"; done
     echo ")"
-  } >"$work/mod/go.mod"
+  } >"$dir/go.mod"
 
-  local ldflags="-s -w" key val
-  local build_date
+  KUBE_LDFLAGS="-s -w"
+  local key val kv build_date
   build_date="$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "${gomod%.mod}.info" 2>/dev/null || true)"
   [[ -n "$build_date" ]] || build_date="1970-01-01T00:00:00Z"
   for kv in "gitVersion=$KUBE_VERSION" "gitMajor=$major" "gitMinor=$minor" \
             "gitTreeState=clean" "buildDate=$build_date"; do
     key="${kv%%=*}"; val="${kv#*=}"
-    ldflags+=" -X k8s.io/component-base/version.$key=$val -X k8s.io/client-go/pkg/version.$key=$val"
+    KUBE_LDFLAGS+=" -X k8s.io/component-base/version.$key=$val -X k8s.io/client-go/pkg/version.$key=$val"
   done
+}
+
+# build_kube_binaries <entry dir> <label> <binaries...>: build cmd/<binary> of
+# k8s.io/kubernetes@KUBE_VERSION into <entry dir> unless all are there.
+build_kube_binaries() {
+  local dir="$1" label="$2"; shift 2
+  local binaries=("$@")
+  if all_present "$dir" "${binaries[@]}"; then
+    log "$label $KUBE_VERSION: cached in $dir"
+    return 0
+  fi
+  [[ -e "$dir" ]] && { log "removing incomplete $dir"; rm -rf "$dir"; }
+  need_go "Kubernetes $KUBE_VERSION ($label)"
+
+  local work
+  work="$(mktemp -d "$CACHE_ROOT/.tmp-$label-$KUBE_VERSION.XXXXXX")"
+  TMP_DIRS+=("$work")
+  mkdir -p "$work/mod" "$work/out"
+
+  log "$label $KUBE_VERSION: fetching module metadata"
+  local gomod
+  gomod="$(mod_field "k8s.io/kubernetes@$KUBE_VERSION" "$work" GoMod)"
+  [[ -f "$gomod" ]] || die "no go.mod found for k8s.io/kubernetes@$KUBE_VERSION"
+  kube_wrapper_module "$work/mod" "$gomod"
 
   local pkgs=() b
-  for b in "${KUBE_BINARIES[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  for b in "${binaries[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
 
-  log "kubernetes $KUBE_VERSION: building ${KUBE_BINARIES[*]} (cold build takes a long while on few cores)"
+  log "$label $KUBE_VERSION: building ${binaries[*]} (cold build takes a long while on few cores)"
   local start=$SECONDS
   (
     cd "$work/mod"
     # -mod=mod lets go fill in go.sum for the wrapper module.
     CGO_ENABLED=0 go build -mod=mod -p 2 -trimpath -tags selinux,notest \
-      -ldflags="$ldflags" -o "$work/out/" "${pkgs[@]}"
-  ) >&2 || die "building Kubernetes $KUBE_VERSION failed (see go output above)"
+      -ldflags="$KUBE_LDFLAGS" -o "$work/out/" "${pkgs[@]}"
+  ) >&2 || die "building Kubernetes $KUBE_VERSION ($label: ${binaries[*]}) failed (see go output above)"
 
-  all_present "$work/out" "${KUBE_BINARIES[@]}" || die "build of Kubernetes $KUBE_VERSION produced no binaries"
+  all_present "$work/out" "${binaries[@]}" || die "build of Kubernetes $KUBE_VERSION ($label) produced no binaries"
   local got
-  got="$("$work/out/kube-apiserver" --version 2>&1 || true)"
-  [[ "$got" == "Kubernetes $KUBE_VERSION" ]] || die "built kube-apiserver reports '$got', expected 'Kubernetes $KUBE_VERSION'"
-  publish "$work/out" "$KUBE_DIR"
-  log "kubernetes $KUBE_VERSION: built in $((SECONDS - start))s -> $KUBE_DIR"
+  for b in "${binaries[@]}"; do
+    got="$("$work/out/$b" --version 2>&1 || true)"
+    [[ "$got" == "Kubernetes $KUBE_VERSION" ]] || die "built $b reports '$got', expected 'Kubernetes $KUBE_VERSION'"
+  done
+  publish "$work/out" "$dir"
+  log "$label $KUBE_VERSION: built in $((SECONDS - start))s -> $dir"
 }
+
+build_kubernetes() { build_kube_binaries "$KUBE_DIR" kubernetes "${KUBE_BINARIES[@]}"; }
+build_kubernetes_node() { build_kube_binaries "$NODE_DIR" kubernetes-node "${NODE_BINARIES[@]}"; }
 
 # ---------------------------------------------------------------- kwok
 build_kwok() {
@@ -248,29 +305,100 @@ build_kwok() {
   log "kwok $KWOK_VERSION: built in $((SECONDS - start))s -> $KWOK_DIR"
 }
 
-# ---------------------------------------------------------------- etcd
-ensure_etcd() {
-  if [[ -x "$ETCD_BIN" ]]; then
-    log "etcd: $("$ETCD_BIN" --version 2>/dev/null | sed -n 1p || true)"
+# ---------------------------------------------------------------- pause
+# The sandbox ("pause") image's binary, compiled as build/pause/Makefile of the
+# same Kubernetes release compiles it (CFLAGS -Os -Wall -Werror -static, then
+# strip); the Makefile's -DVERSION=v$(TAG)-$(REV) takes REV from git, which a
+# module zip has no history for, so VERSION is v$(TAG).
+build_pause() {
+  if all_present "$PAUSE_DIR" pause; then
+    log "pause $PAUSE_VERSION: cached in $PAUSE_DIR"
     return 0
   fi
-  command -v apt-get >/dev/null 2>&1 || die "$ETCD_BIN is missing and apt-get is unavailable; install etcd (Debian package etcd-server)"
+  [[ -e "$PAUSE_DIR" ]] && { log "removing incomplete $PAUSE_DIR"; rm -rf "$PAUSE_DIR"; }
+  command -v gcc >/dev/null 2>&1 && command -v strip >/dev/null 2>&1 \
+    || die "gcc and strip are needed to build pause $PAUSE_VERSION (Debian packages gcc, binutils, libc6-dev)"
+  need_go "pause $PAUSE_VERSION (its source is in k8s.io/kubernetes@$KUBE_VERSION)"
+
+  local work
+  work="$(mktemp -d "$CACHE_ROOT/.tmp-pause-$PAUSE_VERSION.XXXXXX")"
+  TMP_DIRS+=("$work")
+  mkdir -p "$work/src" "$work/out"
+
+  local src tag
+  src="$(mod_field "k8s.io/kubernetes@$KUBE_VERSION" "$work" Dir)/build/pause"
+  [[ -f "$src/linux/pause.c" && -f "$src/Makefile" ]] || die "no build/pause/linux/pause.c in k8s.io/kubernetes@$KUBE_VERSION"
+  tag="$(sed -n 's/^TAG[[:space:]]*?=[[:space:]]*//p' "$src/Makefile" | head -n1)"
+  [[ "$tag" == "$PAUSE_VERSION" ]] \
+    || die "k8s.io/kubernetes@$KUBE_VERSION builds pause '$tag' (build/pause/Makefile TAG), but versions.env has PAUSE_VERSION=$PAUSE_VERSION"
+  cp "$src/linux/pause.c" "$work/src/pause.c"
+
+  log "pause $PAUSE_VERSION: compiling build/pause/linux/pause.c of k8s.io/kubernetes@$KUBE_VERSION"
+  (
+    cd "$work/src"
+    gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION" -o pause pause.c
+    strip pause
+  ) >&2 || die "compiling pause $PAUSE_VERSION failed (see gcc output above; static linking needs libc6-dev)"
+
+  local kind got
+  if command -v file >/dev/null 2>&1; then
+    kind="$(file -b "$work/src/pause")"
+    [[ "$kind" == *"statically linked"* || "$kind" == *"static-pie linked"* ]] \
+      || die "built pause is not static: $kind"
+  elif ldd "$work/src/pause" >/dev/null 2>&1; then
+    die "built pause is not static: $(ldd "$work/src/pause" 2>&1 | head -n1)"
+  else
+    kind="static (ldd: not a dynamic executable)"
+  fi
+  got="$("$work/src/pause" -v 2>&1 || true)"
+  [[ "$got" == "pause.c v$PAUSE_VERSION" ]] || die "built pause reports '$got', expected 'pause.c v$PAUSE_VERSION'"
+  install -m 0755 "$work/src/pause" "$work/out/pause"
+  publish "$work/out" "$PAUSE_DIR"
+  log "pause $PAUSE_VERSION: built -> $PAUSE_DIR ($kind)"
+}
+
+# ---------------------------------------------------------------- Debian packages
+# apt_ensure <package> <file>: install the Debian package unless <file> (one it
+# installs) is already there. A failure ends with one line naming the package.
+APT_UPDATED=""
+apt_ensure() {
+  local pkg="$1" file="$2"
+  [[ -x "$file" ]] && return 0
+  command -v apt-get >/dev/null 2>&1 || die "$file is missing and apt-get is unavailable; install the Debian package $pkg"
   local sudo=()
   if [[ "$(id -u)" != 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || die "$ETCD_BIN is missing; run as root or install etcd-server: apt-get install etcd-server"
+    command -v sudo >/dev/null 2>&1 || die "$file is missing; run as root or install it: apt-get install $pkg"
     sudo=(sudo -n)
   fi
-  log "etcd: installing Debian package etcd-server"
-  "${sudo[@]}" apt-get update >&2 || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends etcd-server >&2 \
-    || die "apt-get install etcd-server failed"
-  [[ -x "$ETCD_BIN" ]] || die "etcd-server installed but $ETCD_BIN is missing"
+  log "installing Debian package $pkg (no $file)"
+  if [[ -z "$APT_UPDATED" ]]; then
+    "${sudo[@]}" apt-get update >&2 || die "apt-get update failed (needed to install the Debian package $pkg)"
+    APT_UPDATED=1
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg" >&2 \
+    || die "apt-get install $pkg failed (Debian package $pkg provides $file)"
+  [[ -x "$file" ]] || die "Debian package $pkg installed but $file is missing"
+}
+
+# etcd for the control plane: Debian's etcd-server.
+ensure_etcd() {
+  apt_ensure etcd-server "$ETCD_BIN"
+  log "etcd: $("$ETCD_BIN" --version 2>/dev/null | sed -n 1p || true)"
+}
+
+# The real node's container runtime, CNI plugins and tools.
+ensure_node_packages() {
+  local pkg
+  for pkg in "${NODE_PACKAGE_ORDER[@]}"; do apt_ensure "$pkg" "${NODE_PACKAGES[$pkg]}"; done
 }
 
 # ---------------------------------------------------------------- main
 ensure_etcd
+ensure_node_packages
 with_lock "kubernetes-$KUBE_VERSION" build_kubernetes
+with_lock "kubernetes-node-$KUBE_VERSION" build_kubernetes_node
 with_lock "kwok-$KWOK_VERSION" build_kwok
+with_lock "pause-$PAUSE_VERSION" build_pause
 
 mkdir -p "$BIN_DIR" || die "cannot create $BIN_DIR"
 for name in "${NAMES[@]}"; do

@@ -1303,8 +1303,8 @@ def _langflow_venv(version: str, ref: str) -> Path:
         from verify import install
     except ImportError as error:
         raise ImageError(f"{ref}: cannot find Langflow's virtualenvs (verify/install.py: {error})") from None
-    try:
-        return install.venv_path(version)
+    try:  # installed from its lock when missing: `make up` on a fresh machine needs no other step
+        return install.ensure_langflow(version, log=lambda line: print(f"images: {line}", file=sys.stderr))
     except install.InstallError as error:
         raise ImageError(f"{ref}: {error}") from None
 

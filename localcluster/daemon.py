@@ -238,7 +238,8 @@ def up(workdir: Path, bin_dir: Path, timeout: float = 120.0, node: str = "simula
              "--bin", str(bin_dir), "--timeout", str(timeout), "--node", node],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir, env=env,
             close_fds=True, start_new_session=True)
-    deadline = t0 + timeout + 30
+    # A real node may first wait its turn for the host (localcluster/node.py, LOCALCLUSTER_NODE_LOCK_WAIT).
+    deadline = t0 + timeout + 30 + (float(os.environ.get("LOCALCLUSTER_NODE_LOCK_WAIT") or 0) if node != "simulated" else 0)
     while True:
         state = _read_json(workdir / STATEFILE)
         status = state.get("status")

@@ -232,6 +232,18 @@ def _kill_cgroups() -> None:
             pass
 
 
+def _own_cpu_shares() -> str | None:
+    """cpu.shares of this process's cpu cgroup (v1), when it is not the root one."""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if "cpu" in controllers.split(",") and path != "/":
+                return (Path("/sys/fs/cgroup/cpu") / path.lstrip("/") / "cpu.shares").read_text().strip()
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _mounts_under(prefixes: list[Path]) -> list[str]:
     found = []
     with open("/proc/self/mountinfo") as f:
@@ -434,7 +446,8 @@ class RealNode:
         reason = unavailable(self.cluster.bin_dir)
         if reason:
             raise NodeError(reason)
-        self._take_host_lock(timeout)
+        # The test streams run side by side and each may start a real node: they wait their turn.
+        self._take_host_lock(float(os.environ.get("LOCALCLUSTER_NODE_LOCK_WAIT") or timeout))
         sweep_host()  # what a killed run left
         HOST_STATE.write_text(json.dumps({"workdir": str(self.workdir), "pid": os.getpid(),
                                           "sysctls": _read_sysctls()}))
@@ -482,6 +495,11 @@ class RealNode:
             if controller == "cpuset":  # a new cpuset has no CPUs or memory nodes until given some
                 for name in ("cpuset.cpus", "cpuset.mems"):
                     (base / CGROUP_ROOT / name).write_text((base / name).read_text())
+        # The pods get the CPU weight of whoever starts the node (make test runs the engine tests at a low
+        # weight, so that they leave the real-Langflow tests' timing alone).
+        shares = _own_cpu_shares()
+        if shares:
+            Path("/sys/fs/cgroup/cpu", CGROUP_ROOT, "cpu.shares").write_text(shares)
 
     def start(self, deadline: float) -> None:
         """After the control plane: containerd, the sandbox and DNS images, kubelet, kube-proxy, CoreDNS."""

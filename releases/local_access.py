@@ -59,7 +59,7 @@ def announce(outputs: dict[str, Any], stack: str, out: Callable[[str], None] = p
                            "--service", service, "--listen", port_text],
                           cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True)
     if done.returncode != 0:
-        out(done.stderr.strip() + f" (LANGFLOW_LOCAL_PORT=<port> picks another)")
+        out(done.stderr.strip() + " (LANGFLOW_LOCAL_PORT=<port> picks another)")
         return 1
     out(f"\nLangflow answers on this machine at http://127.0.0.1:{port_text}/ (its Service {service}, "
         "for as long as the local cluster runs). " + sign_in_line(outputs, stack))

@@ -94,7 +94,10 @@ langflow_stream=(tests/langflow tests/integration/test_sso_real.py)
 # About half of the engine tests' time; the rest (the PostgreSQL drill, recovery, the local cluster, dry runs,
 # unit tests) is the foreground's.
 engine_stream=(tests/integration/test_releases_real.py tests/integration/test_stacks_real.py
-               tests/integration/test_benchmark.py tests/integration/test_policy_real.py)
+               tests/integration/test_benchmark.py tests/integration/test_policy_real.py
+               tests/integration/test_lifecycle_real.py)
+# One real node per host at a time (localcluster/node.py): a stream's real-node test waits for another's.
+export LOCALCLUSTER_NODE_LOCK_WAIT=1800
 streams=()
 background langflow .venv/bin/python -m pytest "${langflow_stream[@]}"
 foreground_ignores=("${langflow_stream[@]/#/--ignore=}")

@@ -297,3 +297,13 @@ def test_a_bad_snapshot_class_name_is_refused_naming_the_key():
     assert_refused({"database": {"type": "postgresql", "postgresql": {"mode": "cloudnative-pg", "cloudnative_pg": {
         "volume_snapshot_class": "Bad_Class"}}}}, "database.postgresql.cloudnative_pg.volume_snapshot_class",
         "VolumeSnapshotClass name")
+
+
+def test_the_scripts_reach_the_shell_as_written_after_the_kubelets_expansion():
+    """The kubelet expands a container's command before the shell sees it (`$$` becomes `$`): the restore
+    script's SQL broke that way on the real node, while make verify, which did not expand, passed."""
+    from components.backups import spec as backup_spec
+    from verify.postgres import expand
+    for script in (backup_spec.POSTGRES_DUMP, backup_spec.POSTGRES_RESTORE):
+        assert expand(["/bin/sh", "-c", script], {"DATABASE_URL": "postgresql://x"}) == ["/bin/sh", "-c", script]
+    assert expand(["a $$ b", "$(A)", "$(B)", "$$(A)"], {"A": "1"}) == ["a $ b", "1", "$(B)", "$(A)"]

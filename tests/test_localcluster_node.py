@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import tomllib
-from pathlib import Path
 
 import pytest
 
@@ -120,3 +119,24 @@ def test_the_forwarder_refuses_a_port_another_program_holds(tmp_path):
         assert forward.request(tmp_path, "ns/svc:80", port) == 1
     assert not (tmp_path / forward.REQUESTS).exists()
     assert forward.request(tmp_path, "not a service", port) == 2
+
+
+def test_a_failure_names_each_crashed_container_and_why():
+    def pod(name, **status):
+        return {"metadata": {"name": name}, "status": status}
+    pods = [
+        pod("fine", containerStatuses=[{"name": "app", "state": {"running": {}}, "restartCount": 0}]),
+        pod("looping", containerStatuses=[{"name": "app", "restartCount": 4,
+                                           "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+                                           "lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}}]),
+        pod("job", initContainerStatuses=[{"name": "migrate", "restartCount": 0,
+                                           "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]),
+        pod("done", containerStatuses=[{"name": "app", "state": {"terminated": {"exitCode": 0}}}]),
+        pod("no-image", containerStatuses=[{"name": "app", "restartCount": 0,
+                                            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "not found"}}}]),
+    ]
+    assert node.crashed_containers(pods) == [
+        ("looping", "app", True, "back-off; exit code 3"),
+        ("job", "migrate", True, "Error; exit code 1"),
+        ("no-image", "app", False, "not found"),
+    ]

@@ -325,3 +325,21 @@ def test_every_service_selects_pods_of_a_workload_that_has_its_own_await(stack, 
         selector = service.inputs["spec"]["selector"]
         assert any(selector.items() <= labels.items() for labels in templates), (service.name, selector)
         assert service.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true", service.name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_no_container_command_holds_what_the_kubelet_would_rewrite(stack, request):
+    """The kubelet turns `$$` into `$` in a container's command and args (the restore Job's SQL lost its dollar
+    quotes that way on the real node). `$(NAME)` of a defined variable is expanded too, which the bootstrap Job
+    uses on purpose."""
+    run = request.getfixturevalue(stack)
+    found = []
+    for resource in run.resources:
+        if resource.type.rsplit(":", 1)[-1] not in ("Deployment", "StatefulSet", "Job", "CronJob"):
+            continue
+        spec = resource.inputs["spec"]
+        template = (spec.get("jobTemplate") or {}).get("spec", spec)["template"]["spec"]
+        for container in template.get("initContainers", []) + template["containers"]:
+            found += [(resource.name, container["name"]) for text in container.get("command", []) +
+                      container.get("args", []) if "$$" in text]
+    assert not found

@@ -175,24 +175,9 @@ workdir() {
   printf -v "$1" '%s' "$d"
 }
 
-# moddownload <module@version> <field>: Dir / GoMod / Sum of a module from the
-# module cache (downloading it through GOPROXY if needed).
-moddownload() {
-  local json out err
-  err=$(mktemp)
-  json=$(cd "$CACHE" && go mod download -json "$1" 2>"$err") || true
-  out=$(python3 -c '
-import json, sys
-try:
-    d = json.loads(sys.argv[1])
-except ValueError:
-    sys.exit(open(sys.argv[3]).read().strip() or "no output from go mod download")
-if d.get("Error") or not d.get(sys.argv[2]):
-    sys.exit(d.get("Error") or "no " + sys.argv[2])
-print(d[sys.argv[2]])' "$json" "$2" "$err" 2>&1) || { rm -f "$err"; die "cannot download $1 through GOPROXY=$(go env GOPROXY): $out"; }
-  rm -f "$err"
-  printf '%s\n' "$out"
-}
+# moddownload and modkey.
+# shellcheck source=go-modules.sh
+. "$SCRIPT_DIR/go-modules.sh"
 
 # copy_replaces <module@version> <dir>: copy the non-local replace directives of
 # a dependency's go.mod (they only take effect in the main module) into <dir>/go.mod.
@@ -225,18 +210,6 @@ tools_go() {
 # (toolchain/lock/<tool>/: tidied go.mod + go.sum, and copies of those sources)
 # if it was made from the same recipe; otherwise resolve the graph once (go mod
 # tidy, needs the module proxy) and write the lock for committing.
-# modkey <go.mod>: the file's module/go/require/replace content, independent of
-# how a Go version formats it.
-modkey() {
-  go mod edit -json "$1" | python3 -c '
-import json, sys
-m = json.load(sys.stdin)
-key = lambda e: json.dumps(e, sort_keys=True)
-print(json.dumps({"module": m["Module"], "go": m.get("Go"),
-                  "require": sorted(map(key, m.get("Require") or [])),
-                  "replace": sorted(map(key, m.get("Replace") or []))}, sort_keys=True))'
-}
-
 ensure_lock() {
   local tool=$1 dir=$2 lock="$LOCK_ROOT/$1" f same=1; shift 2
   for f in "$@"; do cmp -s "$lock/$f" "$dir/$f" || same=""; done

@@ -112,32 +112,10 @@ workdir() {  # workdir <var> <name>: scratch dir on the cache's filesystem
   printf -v "$1" '%s' "$d"
 }
 
-moddownload() {  # moddownload <module@version> <field>
-  local json out err
-  err=$(mktemp)
-  json=$(cd "$CACHE" && go mod download -json "$1" 2>"$err") || true
-  out=$(python3 -c '
-import json, sys
-try:
-    d = json.loads(sys.argv[1])
-except ValueError:
-    sys.exit(open(sys.argv[3]).read().strip() or "no output from go mod download")
-if d.get("Error") or not d.get(sys.argv[2]):
-    sys.exit(d.get("Error") or "no " + sys.argv[2])
-print(d[sys.argv[2]])' "$json" "$2" "$err" 2>&1) || { rm -f "$err"; die "cannot download $1 through GOPROXY=$(go env GOPROXY): $out"; }
-  rm -f "$err"
-  printf '%s\n' "$out"
-}
+# moddownload and modkey, as build.sh has them.
+# shellcheck source=go-modules.sh
+. "$SCRIPT_DIR/go-modules.sh"
 
-modkey() {  # module/go/require/replace content of a go.mod, format-independent
-  go mod edit -json "$1" | python3 -c '
-import json, sys
-m = json.load(sys.stdin)
-key = lambda e: json.dumps(e, sort_keys=True)
-print(json.dumps({"module": m["Module"], "go": m.get("Go"),
-                  "require": sorted(map(key, m.get("Require") or [])),
-                  "replace": sorted(map(key, m.get("Replace") or []))}, sort_keys=True))'
-}
 
 # Use the committed lock if it was made from the same recipe, else resolve the
 # module graph once (go mod tidy, needs the module proxy) and write the lock.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from verify.postgres import expand
 from verify.sandbox import Mount, Sandbox
 
 
@@ -48,7 +49,8 @@ def run_pod(pod: dict[str, Any], images: dict[str, list[Path]], volumes: dict[st
                   for m in container.get("volumeMounts", [])]
         sandbox = Sandbox(mounts=mounts, uid=security["runAsUser"], gid=security["runAsGroup"],
                           groups=[security["fsGroup"]], working_dir="/", visible=[str(f) for f in folders])
-        done = subprocess.run(sandbox.command(container["command"]), env=values, capture_output=True, text=True,
+        argv = expand(container["command"] + container.get("args", []), values)
+        done = subprocess.run(sandbox.command(argv), env=values, capture_output=True, text=True,
                               timeout=timeout)
         output.append(f"[{container['name']}] {done.stdout}{done.stderr}".strip())
         if done.returncode != 0:

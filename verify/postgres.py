@@ -48,8 +48,11 @@ def server_binaries() -> Path:
 
 
 def expand(arguments: list[str], env: dict[str, str]) -> list[str]:
-    """$(VAR) in container args, as the kubelet expands them (no shell)."""
-    return [re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), a) for a in arguments]
+    """A container's command or args as the kubelet hands them over (no shell): `$(VAR)` of a defined variable
+    becomes its value, `$$` becomes `$` (the real node showed the second: the restore Job's SQL broke on it)."""
+    def one(match: re.Match) -> str:
+        return "$" if match.group(1) == "$" else env.get(match.group(2), match.group(0))
+    return [re.sub(r"\$(\$|\(([A-Za-z_][A-Za-z0-9_]*)\))", one, a) for a in arguments]
 
 
 class ScratchPostgres:

@@ -50,8 +50,10 @@ psql --no-psqlrc -At --dbname="$DATABASE_URL" -c 'select version_num from alembi
 # What the database holds now is dumped first (a pre-restore backup); then, in one transaction, every
 # object Langflow's role owns is dropped and the backup restored: it all happens, or nothing does.
 POSTGRES_RESTORE = POSTGRES_DUMP + """\
+# Dollar-quoted with a tag: the kubelet turns two dollar signs in a container's command into one (found on the
+# real node), so an untagged dollar quote would reach psql broken.
 cat > "$WORK_DIR/drop.sql" <<'SQL'
-DO $$ DECLARE r record; BEGIN
+DO $drop$ DECLARE r record; BEGIN
   FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE n.nspname = current_schema() AND pg_get_userbyid(c.relowner) = current_user
              AND c.relkind IN ('r', 'v', 'm', 'p') LOOP
@@ -68,7 +70,7 @@ DO $$ DECLARE r record; BEGIN
              AND t.typtype IN ('e', 'd', 'c') AND NOT EXISTS (SELECT FROM pg_class c WHERE c.reltype = t.oid) LOOP
     EXECUTE format('DROP TYPE IF EXISTS %I CASCADE', r.typname);
   END LOOP;
-END $$;
+END $drop$;
 SQL
 # The whole script first (a damaged dump fails here, before anything is dropped), then all of it at once.
 pg_restore --no-owner --no-privileges --file="$WORK_DIR/restore.sql" "$(cat "$WORK_DIR/source")"

@@ -96,3 +96,27 @@ def local_cluster(toolchain_bin, tmp_path_factory):
 def local_cluster_module(toolchain_bin, tmp_path_factory):
     """Like ``local_cluster`` but clusters live until the module's tests end."""
     yield from _stopped_at_teardown(toolchain_bin, tmp_path_factory)
+
+
+def require_real_node(bin_dir: Path) -> None:
+    """Skip (fail with CI=true) where the local cluster's real node cannot start (docs/real-node.md)."""
+    from localcluster import node
+    reason = node.unavailable(bin_dir)
+    if reason:
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(f"no real node here: {reason}", pytrace=False)
+        pytest.skip(f"no real node here: {reason}")
+
+
+def headless_chromium(tmp_path: Path, *arguments: str):
+    """Debian's Chromium and chromedriver, headless (nothing is downloaded); the caller quits it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900",
+                f"--user-data-dir={tmp_path / 'chromium'}", *arguments):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver", log_output=str(tmp_path / "chromedriver.log")),
+                            options=options)

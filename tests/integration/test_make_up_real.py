@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from localcluster import node
 from localcluster.kubeapi import KubeClient
+from tests.integration.conftest import headless_chromium, require_real_node
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ class Machine:
         self.env = {**os.environ, "KUBECONFIG": str(state / "no-kubeconfig"), "LANGFLOW_LOCAL_NODE": "real",
                     "LANGFLOW_LOCAL_PORT": str(port), "LANGFLOW_CLUSTER": "auto"}
 
-    def make(self, *targets: str, timeout: float = 1500) -> str:
+    def make(self, *targets: str, timeout: float = 3600) -> str:
         done = subprocess.run(["make", "-s", "-C", str(REPO), *targets, f"STATE_DIR={self.state}"], env=self.env,
                               capture_output=True, text=True, timeout=timeout)
         output = done.stdout + done.stderr
@@ -62,11 +62,7 @@ class Machine:
 
 @pytest.fixture(scope="module")
 def machine(toolchain_bin, tmp_path_factory):
-    reason = node.unavailable(toolchain_bin)
-    if reason:
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"no real node here: {reason}", pytrace=False)
-        pytest.skip(f"no real node here: {reason}")
+    require_real_node(toolchain_bin)
     here = Machine(tmp_path_factory.mktemp("state"), free_port())
     try:
         here.first_up = here.make("up")
@@ -115,18 +111,10 @@ def test_make_up_says_where_langflow_answers_and_every_pod_ran_for_real(machine)
 
 
 def test_a_person_opens_it_and_finds_the_shipped_flow(machine, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,900", f"--user-data-dir={tmp_path / 'chromium'}"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver", log_output=str(tmp_path / "chromedriver.log")),
-                              options=options)
+    driver = headless_chromium(tmp_path)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         driver.set_page_load_timeout(120)

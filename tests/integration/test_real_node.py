@@ -7,7 +7,6 @@ crashed container's own log lines. The node must leave nothing behind when it st
 
 from __future__ import annotations
 
-import os
 import random
 import socket
 import struct
@@ -18,6 +17,7 @@ import pytest
 
 from localcluster import node
 from localcluster.kubeapi import ApiError
+from tests.integration.conftest import require_real_node
 
 pytestmark = pytest.mark.integration
 
@@ -26,11 +26,7 @@ REDIS = "docker.io/library/redis:7.0.15"
 
 @pytest.fixture(scope="module")
 def real_cluster(toolchain_bin, local_cluster_module):
-    reason = node.unavailable(toolchain_bin)
-    if reason:
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(f"no real node here: {reason}", pytrace=False)
-        pytest.skip(f"no real node here: {reason}")
+    require_real_node(toolchain_bin)
     cluster = local_cluster_module(nodes=0, real_node=True)
     cluster.node.import_images([REDIS])
     return cluster

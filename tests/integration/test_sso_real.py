@@ -41,6 +41,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.integration.conftest import headless_chromium
 from tests.integration.pulumi_project import Project
 
 pytestmark = pytest.mark.integration
@@ -392,20 +393,11 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR") or Path(__file__).resolve(
 def signed_in_ui(url: str, user: str, expected_flow: str, tmp_path: Path) -> None:
     """Debian's headless Chromium (and its chromedriver: nothing is downloaded) opens `url`, is sent to Dex,
     signs in as `user`, and reaches Langflow's UI signed in as `user`; a screenshot is kept in ARTIFACTS."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900",
-                f"--host-resolver-rules=MAP {HOST} 127.0.0.1", f"--user-data-dir={tmp_path / 'chromium'}",
-                # The private CA is not in Chromium's store: the other clients of this test check the chain.
-                "--ignore-certificate-errors"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver", log_output=str(tmp_path / "chromedriver.log")),
-                              options=options)
+    # The private CA is not in Chromium's store: the other clients of this test check the chain.
+    driver = headless_chromium(tmp_path, f"--host-resolver-rules=MAP {HOST} 127.0.0.1", "--ignore-certificate-errors")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         driver.set_page_load_timeout(60)

@@ -8,7 +8,8 @@ Dex is proven on the real programs in test_sso_real.py, not yet in pods).
 In order: the release (the database's bootstrap, the snapshot, the init Job, the flow sync and the
 ambassador's key Job all run and exit 0); the default flow through the ambassador, which adds the key;
 NetworkPolicies enforced between namespaces; the PodDisruptionBudget on real evictions; a rolling update
-under load through the ambassador with no failed request; 1.6.4 -> 1.13.0 (the init Job migrates the
+under load through the ambassador with no failed request, its `make up` killed mid-rollout and run again;
+1.6.4 -> 1.13.0 (the init Job migrates the
 database) and back with a confirmed restore, after which 1.6.4 serves what it held before.
 """
 
@@ -26,9 +27,11 @@ import pytest
 import yaml
 
 from localcluster import node
+from localcluster.daemon import alive
 from localcluster.kubeapi import ApiError
 from tests.integration.pulumi_project import Project
 from tests.integration.test_real_node import wait
+from tests.integration.test_recovery_real import Run
 from tests.integration.conftest import require_real_node
 
 pytestmark = pytest.mark.integration
@@ -199,10 +202,22 @@ def test_prod_lifecycle_on_real_pods(toolchain_bin, cluster, tmp_path):
     loader.start()
     project.set_path("runtime.log_level", "debug")
     project.commit("log level debug")
-    ok(project.releases("up", "--message", "v2: a rolling update"))
+    # `make up` killed (its whole process group) while the rollout runs, then one more: converged.
+    before = client.get(f"/apis/apps/v1/namespaces/{NS}/deployments/langflow")["metadata"]["generation"]
+    killed = Run(project, "up", "--message", "v2: a rolling update")
+    orphans = killed.kill_when(lambda: client.get(f"/apis/apps/v1/namespaces/{NS}/deployments/langflow")
+                               ["metadata"]["generation"] > before)
+    again = ok(project.releases("up", "--message", "v2 again, after the kill"))
+    assert "interrupted" in again, again[-3000:]  # the next command settled what the kill left
+    assert not [pid for pid in orphans if alive(pid)]
     stop.set()
     loader.join(120)
     assert answered[0] > 10 and not failures, (answered[0], failures[:5])
+    pods_ran_for_real(client)
+    assert len(ready_langflow(client)) == 2
+    deploy = client.get(f"/apis/apps/v1/namespaces/{NS}/deployments/langflow")
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert {"name": "LANGFLOW_LOG_LEVEL", "value": "debug"} in container["env"]
 
     # 1.6.4 -> 1.13.0: the init Job migrates the database before the new pods start.
     project.set_path("image.tag", NEW)
@@ -231,5 +246,12 @@ def test_prod_lifecycle_on_real_pods(toolchain_bin, cluster, tmp_path):
     assert langflow(f"/api/v1/flows/{flow['id']}", headers=bearer)["name"] == "Before the upgrade"
     kept = [v for v in langflow("/api/v1/variables/", headers=bearer) if v["id"] == variable["id"]]
     assert kept and kept[0]["value"] == "encrypted at rest"
-    assert "through the ambassador" in json.dumps(ambassador("/api/v1/run/echo", {
-        "input_value": "through the ambassador", "input_type": "chat", "output_type": "chat"}, timeout=120))
+    # The ambassador answers its JSON 503 until its health checks see Langflow back (seconds), then runs the flow.
+    def through_ambassador():
+        try:
+            return json.dumps(ambassador("/api/v1/run/echo", {"input_value": "through the ambassador",
+                                                             "input_type": "chat", "output_type": "chat"}, timeout=120))
+        except urllib.error.HTTPError as error:
+            assert error.code == 503, error
+            return None
+    assert "through the ambassador" in wait("the ambassador to see Langflow back", through_ambassador, 60)

@@ -135,7 +135,7 @@ def supervise(workdir: Path, bin_dir: Path, timeout: float, node: str = "simulat
 
     _write_json(state_path, {"status": "starting", "pid": os.getpid()})
     code = 0
-    cluster = None
+    cluster = forwards = None
     try:
         try:
             real, _ = node_choice(node, bin_dir)
@@ -185,9 +185,9 @@ def supervise(workdir: Path, bin_dir: Path, timeout: float, node: str = "simulat
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
+        if forwards is not None:
+            forwards.stop()
         if cluster is not None:
-            if "forwards" in locals():
-                forwards.stop()
             cluster.stop()
         current = _read_json(state_path)
         if current.get("status") != "failed":

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Iterable, Optional
 
+from .node import mounts_under
+
 # The mtime of every entry whose own time carries no meaning (2024-01-01T00:00:00Z). Python trees keep
 # theirs: a .pyc is valid only while its source's mtime is the one it recorded.
 FIXED_MTIME = 1704067200
@@ -596,26 +598,16 @@ def _chroot(root: Path, script: str, log_path: Path, what: str) -> None:
         subprocess.run(["umount", "-l", str(proc_dir)], capture_output=True)
 
 
-def _mounts_under(path: Path) -> list[str]:
-    prefix = str(path.resolve()) + "/"
-    try:
-        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-    except OSError:
-        return []
-    return sorted((m.encode().decode("unicode_escape") for m in mounts if m.encode().decode("unicode_escape")
-                   .startswith(prefix)), key=len, reverse=True)
-
-
 def _umount_under(path: Path) -> None:
     """Unmount whatever an interrupted debootstrap or chroot left mounted below `path`, deepest first."""
-    for point in _mounts_under(path):
+    for point in mounts_under([path]):
         subprocess.run(["umount", "-l", point], capture_output=True)
 
 
 def _remove_work(path: Path) -> None:
     """Remove a build folder, never through a mount point still in it."""
     _umount_under(path)
-    left = _mounts_under(path)
+    left = mounts_under([path])
     if left:
         raise ImageError(f"cannot unmount {', '.join(left)}: unmount it by hand, then remove {path}")
     shutil.rmtree(path, ignore_errors=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -244,22 +245,25 @@ def _own_cpu_shares() -> str | None:
     return None
 
 
-def _mounts_under(prefixes: list[Path]) -> list[str]:
+def mounts_under(prefixes: list[Path]) -> list[str]:
+    """Mount points at or below any of `prefixes`, deepest first (the order to unmount them in)."""
+    roots = [str(Path(p).resolve()) for p in prefixes]
     found = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            point = line.split()[4].replace("\\040", " ")
-            if any(point == str(p) or point.startswith(f"{p}/") for p in prefixes):
+            # The kernel writes a space, tab, newline or backslash in a path as a 3-digit octal escape.
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            if any(point == root or point.startswith(f"{root}/") for root in roots):
                 found.append(point)
-    return found
+    return sorted(found, key=len, reverse=True)
 
 
 def _unmount(prefixes: list[Path]) -> None:
     for _ in range(5):
-        points = _mounts_under(prefixes)
+        points = mounts_under(prefixes)
         if not points:
             return
-        for point in sorted(points, key=lambda p: -len(p)):
+        for point in points:
             if _run(["umount", point], check=False).returncode != 0:
                 _run(["umount", "-l", point], check=False)
 
@@ -290,7 +294,7 @@ def leftover_processes(workdir: Path) -> list[int]:
 
 def leftovers(workdir: Path) -> dict[str, list]:
     """What a stopped node must not have left behind (empty lists when clean)."""
-    return {"processes": leftover_processes(workdir), "mounts": _mounts_under([workdir]),
+    return {"processes": leftover_processes(workdir), "mounts": mounts_under([workdir]),
             "links": leftover_links(), "chains": leftover_chains(), "cgroups": leftover_cgroups()}
 
 

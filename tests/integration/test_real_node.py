@@ -180,7 +180,7 @@ def test_the_stopped_node_leaves_nothing_behind(real_cluster):
          .get("phase") == "Running")
     workdir = real_cluster.node.workdir
     assert node.leftover_links() and node.leftover_chains() and node.leftover_cgroups()  # it did change the host
-    assert node._mounts_under([workdir]) and node.leftover_processes(workdir)
+    assert node.mounts_under([workdir]) and node.leftover_processes(workdir)
     real_cluster.stop()
     assert node.leftovers(workdir) == {"processes": [], "mounts": [], "links": [], "chains": [], "cgroups": []}
     assert not node.HOST_STATE.exists()
